@@ -1,0 +1,60 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "vigil",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "vigil", targets: ["vigil"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // C libraries, reached only through the modules named after them.
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+
+        // Values every stage shares: JSON, time, durations, channels, readings, incident events.
+        .target(name: "VigilCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Rule files → compiled rules, and the engine: a pure state machine over readings and time.
+        .target(name: "VigilRules", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")]),
+        // The one place that speaks SQLite.
+        .target(name: "VigilStore", dependencies: ["CSQLite"]),
+        // Broker connection, topic patterns, payload decoding, dead letters.
+        .target(name: "VigilIngest", dependencies: ["VigilCore", "CMosquitto"]),
+        // The durable outbox and the sinks it delivers to.
+        .target(name: "VigilDispatch", dependencies: [
+            "VigilCore", "VigilStore", .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Configuration, the running daemon, the log stream.
+        .target(name: "VigilDaemon", dependencies: [
+            "VigilCore", "VigilRules", "VigilIngest", "VigilDispatch", "VigilStore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "vigil", dependencies: [
+            "VigilCore", "VigilRules", "VigilIngest", "VigilDispatch", "VigilDaemon", "VigilStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
+        .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilDaemon"]),
+        .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

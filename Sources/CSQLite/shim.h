@@ -1,0 +1,2 @@
+// The system SQLite (3.40 on Debian 12), reached only by VigilStore.
+#include <sqlite3.h>

@@ -1,0 +1,144 @@
+/// One device channel of the registry.
+public struct Channel: Sendable {
+    public let id: String
+    public let feed: String
+    /// Every column but `channel` and `feed`, in header order: `channel_info` of incidents.
+    public let info: JSONObject
+    /// Where in the registry it was declared (1-based line).
+    public let line: Int
+}
+
+/// The channel registry (CSV): which channels exist, their feed, and free
+/// columns that rules see as `channel.<column>`.
+public struct ChannelRegistry: Sendable {
+    public private(set) var channels: [Channel] = []
+    public private(set) var index: [String: Int] = [:]
+    public private(set) var columns: [String] = []
+
+    public init() {}
+
+    public var count: Int { channels.count }
+    public var isEmpty: Bool { channels.isEmpty }
+
+    public func lookup(_ id: String) -> Int? { index[id] }
+    public subscript(i: Int) -> Channel { channels[i] }
+
+    /// Parses registry text. `knownFeeds` nil accepts any feed.
+    public static func parse(_ text: String, path: String, knownFeeds: Set<String>?) -> (ChannelRegistry, [Diagnostic]) {
+        var reg = ChannelRegistry()
+        var diags: [Diagnostic] = []
+        let rows = CSV.parse(text)
+        guard let header = rows.first else {
+            return (reg, [Diagnostic(path: path, line: 1, column: 1, "the registry is empty: it needs a header row with 'channel' and 'feed'")])
+        }
+        let names = header.fields.map { $0.value.trimmingCharacters(in: " ") }
+        guard let chCol = names.firstIndex(of: "channel") else {
+            return (reg, [Diagnostic(path: path, line: header.line, column: 1, "the header has no 'channel' column (columns: \(names.joined(separator: ", ")))")])
+        }
+        guard let feedCol = names.firstIndex(of: "feed") else {
+            return (reg, [Diagnostic(path: path, line: header.line, column: 1, "the header has no 'feed' column (columns: \(names.joined(separator: ", ")))")])
+        }
+        var seen = Set<String>()
+        for (i, n) in names.enumerated() {
+            if n.isEmpty { diags.append(Diagnostic(path: path, line: header.line, column: header.fields[i].column, "column \(i + 1) of the header has no name")) }
+            else if !seen.insert(n).inserted { diags.append(Diagnostic(path: path, line: header.line, column: header.fields[i].column, "column '\(n)' appears twice in the header")) }
+        }
+        reg.columns = names
+        for row in rows.dropFirst() {
+            if row.fields.count == 1 && row.fields[0].value.isEmpty { continue }  // blank line
+            if row.fields.count != names.count {
+                diags.append(Diagnostic(path: path, line: row.line, column: 1, "this row has \(row.fields.count) fields, the header has \(names.count)"))
+                continue
+            }
+            let id = row.fields[chCol].value
+            let feed = row.fields[feedCol].value
+            if id.isEmpty {
+                diags.append(Diagnostic(path: path, line: row.line, column: row.fields[chCol].column, "empty channel id"))
+                continue
+            }
+            if let first = reg.index[id] {
+                diags.append(Diagnostic(path: path, line: row.line, column: row.fields[chCol].column, "duplicate channel '\(id)' (first on line \(reg.channels[first].line))"))
+                continue
+            }
+            if let knownFeeds, !knownFeeds.contains(feed) {
+                diags.append(Diagnostic(path: path, line: row.line, column: row.fields[feedCol].column, "unknown feed '\(feed)' for channel '\(id)' — known feeds: \(knownFeeds.sorted().joined(separator: ", "))"))
+                continue
+            }
+            var info = JSONObject()
+            for (c, n) in names.enumerated() where c != chCol && c != feedCol {
+                info.appendUnique(n, .string(row.fields[c].value))
+            }
+            reg.index[id] = reg.channels.count
+            reg.channels.append(Channel(id: id, feed: feed, info: info, line: row.line))
+        }
+        return (reg, diags)
+    }
+}
+
+/// RFC 4180 CSV with line and column of every field.
+public enum CSV {
+    public struct Field { public var value: String; public var column: Int }
+    public struct Row { public var fields: [Field]; public var line: Int }
+
+    public static func parse(_ text: String) -> [Row] {
+        var rows: [Row] = []
+        var fields: [Field] = []
+        var field: [UInt8] = []
+        var fieldColumn = 1
+        var line = 1
+        var rowLine = 1
+        var column = 1
+        var inQuotes = false
+        var bytes = Array(text.utf8)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+        var i = 0
+        func endField() {
+            fields.append(Field(value: String(decoding: field, as: UTF8.self), column: fieldColumn))
+            field.removeAll(keepingCapacity: true)
+        }
+        while i < bytes.count {
+            let c = bytes[i]
+            if inQuotes {
+                if c == 0x22 {
+                    if i + 1 < bytes.count && bytes[i + 1] == 0x22 { field.append(0x22); i += 2; column += 2; continue }
+                    inQuotes = false
+                } else {
+                    if c == 0x0A { line += 1; column = 0 }
+                    field.append(c)
+                }
+                i += 1; column += 1
+                continue
+            }
+            switch c {
+            case 0x22 where field.isEmpty: inQuotes = true
+            case 0x2C:
+                endField(); fieldColumn = column + 1
+            case 0x0D: break
+            case 0x0A:
+                endField()
+                rows.append(Row(fields: fields, line: rowLine))
+                fields.removeAll()
+                line += 1; rowLine = line; column = 0; fieldColumn = 1
+            default:
+                // Columns count characters, not bytes: skip UTF-8 continuation bytes.
+                if c & 0xC0 == 0x80 { column -= 1 }
+                field.append(c)
+            }
+            i += 1; column += 1
+        }
+        if !field.isEmpty || !fields.isEmpty {
+            endField()
+            rows.append(Row(fields: fields, line: rowLine))
+        }
+        return rows
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.first == set { s.removeFirst() }
+        while s.last == set { s.removeLast() }
+        return String(s)
+    }
+}

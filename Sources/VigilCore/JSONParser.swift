@@ -1,0 +1,321 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why bytes are not an acceptable JSON document. The cases are the dead-letter
+/// reasons of the payload checks.
+public enum JSONError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalidUTF8(offset: Int)
+    case invalidJSON(offset: Int, message: String)
+    case tooDeep(limit: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidUTF8(let o): return "invalid UTF-8 at byte \(o)"
+        case .invalidJSON(let o, let m): return "\(m) at byte \(o)"
+        case .tooDeep(let l): return "nesting deeper than \(l)"
+        }
+    }
+}
+
+/// A strict RFC 8259 parser over bytes. It is the hot path of ingestion and
+/// replay, so it reads bytes directly and allocates only the values it returns.
+public struct JSONParser: ~Copyable {
+    @usableFromInline let base: UnsafePointer<UInt8>
+    @usableFromInline let end: Int
+    @usableFromInline var pos: Int = 0
+    let maxDepth: Int
+
+    init(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+        // An empty buffer has no base address; point at a static byte instead.
+        self.base = buffer.baseAddress ?? JSONParser.emptyBase
+        self.end = buffer.count
+        self.maxDepth = maxDepth
+    }
+
+    nonisolated(unsafe) private static let emptyStorage: UnsafeMutablePointer<UInt8> = {
+        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 1); p.pointee = 0; return p
+    }()
+    private static var emptyBase: UnsafePointer<UInt8> { UnsafePointer(emptyStorage) }
+
+    /// Parses one complete document. Trailing bytes other than white space are an error.
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = 512) throws(JSONError) -> JSONValue {
+        if let bad = UTF8Validation.firstInvalidByte(bytes) { throw .invalidUTF8(offset: bad) }
+        var p = JSONParser(bytes, maxDepth: maxDepth)
+        p.skipWhitespace()
+        let v = try p.parseValue(depth: 1)
+        p.skipWhitespace()
+        if p.pos != p.end { throw .invalidJSON(offset: p.pos, message: "unexpected bytes after the value") }
+        return v
+    }
+
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 512) throws(JSONError) -> JSONValue {
+        do {
+            return try bytes.withUnsafeBufferPointer { buf in try parse(buf, maxDepth: maxDepth) }
+        } catch let e as JSONError { throw e } catch { throw .invalidJSON(offset: 0, message: "\(error)") }
+    }
+
+    public static func parse(_ text: String, maxDepth: Int = 512) throws(JSONError) -> JSONValue {
+        var t = text
+        do {
+            return try t.withUTF8 { buf in try parse(buf, maxDepth: maxDepth) }
+        } catch let e as JSONError { throw e } catch { throw .invalidJSON(offset: 0, message: "\(error)") }
+    }
+
+    // MARK: - Internals (shared with RecordParser)
+
+    @inline(__always) var current: UInt8 { base[pos] }
+    @inline(__always) var atEnd: Bool { pos >= end }
+
+    @inline(__always) mutating func skipWhitespace() {
+        while pos < end {
+            let c = base[pos]
+            if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { pos += 1 } else { return }
+        }
+    }
+
+    func fail(_ message: String) -> JSONError { .invalidJSON(offset: pos, message: message) }
+
+    mutating func parseValue(depth: Int) throws(JSONError) -> JSONValue {
+        guard pos < end else { throw fail("unexpected end of input") }
+        switch base[pos] {
+        case UInt8(ascii: "{"): return .object(try parseObject(depth: depth))
+        case UInt8(ascii: "["): return try parseArray(depth: depth)
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"): try expectWord("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expectWord("false"); return .bool(false)
+        case UInt8(ascii: "n"): try expectWord("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+        default: throw fail("unexpected character")
+        }
+    }
+
+    mutating func expectWord(_ word: StaticString) throws(JSONError) {
+        let n = word.utf8CodeUnitCount
+        guard end - pos >= n else { throw fail("unexpected end of input") }
+        let w = word.utf8Start
+        for i in 0..<n where base[pos + i] != w[i] { throw fail("invalid literal") }
+        pos += n
+    }
+
+    mutating func parseObject(depth: Int) throws(JSONError) -> JSONObject {
+        if depth > maxDepth { throw .tooDeep(limit: maxDepth) }
+        pos += 1
+        var obj = JSONObject()
+        skipWhitespace()
+        if pos < end && base[pos] == UInt8(ascii: "}") { pos += 1; return obj }
+        while true {
+            skipWhitespace()
+            guard pos < end, base[pos] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+            let key = try parseString()
+            skipWhitespace()
+            guard pos < end, base[pos] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+            pos += 1
+            skipWhitespace()
+            let value = try parseValue(depth: depth + 1)
+            obj[key] = value  // a repeated name keeps its last value
+            skipWhitespace()
+            guard pos < end else { throw fail("unexpected end of input") }
+            let c = base[pos]
+            pos += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "}") { return obj }
+            pos -= 1
+            throw fail("expected ',' or '}'")
+        }
+    }
+
+    mutating func parseArray(depth: Int) throws(JSONError) -> JSONValue {
+        if depth > maxDepth { throw .tooDeep(limit: maxDepth) }
+        pos += 1
+        var items: [JSONValue] = []
+        skipWhitespace()
+        if pos < end && base[pos] == UInt8(ascii: "]") { pos += 1; return .array(items) }
+        while true {
+            skipWhitespace()
+            items.append(try parseValue(depth: depth + 1))
+            skipWhitespace()
+            guard pos < end else { throw fail("unexpected end of input") }
+            let c = base[pos]
+            pos += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "]") { return .array(items) }
+            pos -= 1
+            throw fail("expected ',' or ']'")
+        }
+    }
+
+    mutating func parseString() throws(JSONError) -> String {
+        pos += 1  // opening quote
+        let start = pos
+        // Fast path: no escapes.
+        while pos < end {
+            let c = base[pos]
+            if c == UInt8(ascii: "\"") {
+                let s = String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
+                pos += 1
+                return s
+            }
+            if c == UInt8(ascii: "\\") { break }
+            if c < 0x20 { throw fail("control character in string") }
+            pos += 1
+        }
+        guard pos < end else { throw fail("unterminated string") }
+        var bytes = [UInt8](UnsafeBufferPointer(start: base + start, count: pos - start))
+        while pos < end {
+            let c = base[pos]
+            if c == UInt8(ascii: "\"") {
+                pos += 1
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            if c < 0x20 { throw fail("control character in string") }
+            if c != UInt8(ascii: "\\") { bytes.append(c); pos += 1; continue }
+            pos += 1
+            guard pos < end else { throw fail("unterminated string") }
+            let e = base[pos]
+            pos += 1
+            switch e {
+            case UInt8(ascii: "\""): bytes.append(0x22)
+            case UInt8(ascii: "\\"): bytes.append(0x5C)
+            case UInt8(ascii: "/"): bytes.append(0x2F)
+            case UInt8(ascii: "b"): bytes.append(0x08)
+            case UInt8(ascii: "f"): bytes.append(0x0C)
+            case UInt8(ascii: "n"): bytes.append(0x0A)
+            case UInt8(ascii: "r"): bytes.append(0x0D)
+            case UInt8(ascii: "t"): bytes.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = try parseHex4()
+                if scalar >= 0xD800 && scalar < 0xDC00 {
+                    // A high surrogate must be followed by an escaped low surrogate.
+                    guard end - pos >= 6, base[pos] == UInt8(ascii: "\\"), base[pos + 1] == UInt8(ascii: "u") else {
+                        throw fail("unpaired surrogate")
+                    }
+                    pos += 2
+                    let low = try parseHex4()
+                    guard low >= 0xDC00 && low < 0xE000 else { throw fail("unpaired surrogate") }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if scalar >= 0xDC00 && scalar < 0xE000 {
+                    throw fail("unpaired surrogate")
+                }
+                guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
+                bytes.append(contentsOf: UTF8.encode(u)!)
+            default:
+                pos -= 1
+                throw fail("invalid escape")
+            }
+        }
+        throw fail("unterminated string")
+    }
+
+    mutating func parseHex4() throws(JSONError) -> UInt32 {
+        guard end - pos >= 4 else { throw fail("invalid \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = base[pos]
+            let d: UInt32
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - 48)
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - 87)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - 55)
+            default: throw fail("invalid \\u escape")
+            }
+            v = v << 4 | d
+            pos += 1
+        }
+        return v
+    }
+
+    mutating func parseNumber() throws(JSONError) -> Double {
+        let start = pos
+        var negative = false
+        if base[pos] == UInt8(ascii: "-") { negative = true; pos += 1 }
+        guard pos < end, isDigit(base[pos]) else { throw fail("invalid number") }
+        var mantissa: UInt64 = 0
+        var digits = 0
+        if base[pos] == UInt8(ascii: "0") {
+            pos += 1
+            if pos < end && isDigit(base[pos]) { throw fail("leading zero in number") }
+        } else {
+            while pos < end && isDigit(base[pos]) {
+                mantissa = mantissa &* 10 &+ UInt64(base[pos] - 48)
+                digits += 1; pos += 1
+            }
+        }
+        var fractionDigits = 0
+        if pos < end && base[pos] == UInt8(ascii: ".") {
+            pos += 1
+            guard pos < end, isDigit(base[pos]) else { throw fail("invalid number") }
+            while pos < end && isDigit(base[pos]) {
+                mantissa = mantissa &* 10 &+ UInt64(base[pos] - 48)
+                digits += 1; fractionDigits += 1; pos += 1
+            }
+        }
+        var hasExponent = false
+        if pos < end && (base[pos] == UInt8(ascii: "e") || base[pos] == UInt8(ascii: "E")) {
+            hasExponent = true
+            pos += 1
+            if pos < end && (base[pos] == UInt8(ascii: "+") || base[pos] == UInt8(ascii: "-")) { pos += 1 }
+            guard pos < end, isDigit(base[pos]) else { throw fail("invalid number") }
+            while pos < end && isDigit(base[pos]) { pos += 1 }
+        }
+        // Exact fast path: a mantissa below 2^53 divided by an exact power of ten
+        // rounds correctly. Everything else goes to strtod.
+        if !hasExponent && digits <= 15 && fractionDigits <= 22 {
+            var v = Double(mantissa)
+            if fractionDigits > 0 { v /= JSONParser.powersOfTen[fractionDigits] }
+            return negative ? -v : v
+        }
+        var text = [CChar](repeating: 0, count: pos - start + 1)
+        for i in 0..<(pos - start) { text[i] = CChar(bitPattern: base[start + i]) }
+        return strtod(text, nil)
+    }
+
+    static let powersOfTen: [Double] = (0...22).map { e in
+        var v = 1.0
+        for _ in 0..<e { v *= 10 }
+        return v
+    }
+
+    @inline(__always) func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
+}
+
+/// UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
+public enum UTF8Validation {
+    /// The offset of the first byte that is not valid UTF-8, or nil.
+    public static func firstInvalidByte(_ buf: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let p = buf.baseAddress else { return nil }
+        let n = buf.count
+        var i = 0
+        while i < n {
+            // Eight ASCII bytes at a time.
+            if i + 8 <= n {
+                let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+                if w & 0x8080_8080_8080_8080 == 0 { i += 8; continue }
+            }
+            let c = p[i]
+            if c < 0x80 { i += 1; continue }
+            var need = 0
+            var minScalar: UInt32 = 0
+            var scalar: UInt32 = 0
+            if c & 0xE0 == 0xC0 { need = 1; minScalar = 0x80; scalar = UInt32(c & 0x1F) }
+            else if c & 0xF0 == 0xE0 { need = 2; minScalar = 0x800; scalar = UInt32(c & 0x0F) }
+            else if c & 0xF8 == 0xF0 { need = 3; minScalar = 0x10000; scalar = UInt32(c & 0x07) }
+            else { return i }
+            if i + need >= n { return i }
+            for k in 1...need {
+                let b = p[i + k]
+                if b & 0xC0 != 0x80 { return i }
+                scalar = scalar << 6 | UInt32(b & 0x3F)
+            }
+            if scalar < minScalar || scalar > 0x10FFFF || (scalar >= 0xD800 && scalar < 0xE000) { return i }
+            i += need + 1
+        }
+        return nil
+    }
+
+    public static func isValid(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { firstInvalidByte($0) == nil }
+    }
+}

@@ -1,0 +1,118 @@
+/// A JSON value as vigil sees it: payloads, incident fields, expression results.
+///
+/// Strings compare by Unicode code points (their UTF-8 bytes), never by canonical
+/// equivalence: the rule language promises no normalisation.
+public enum JSONValue: Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+
+    public var isNull: Bool { if case .null = self { return true } else { return false } }
+
+    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var numberValue: Double? { if case .number(let d) = self { return d } else { return nil } }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    public var objectValue: JSONObject? { if case .object(let o) = self { return o } else { return nil } }
+    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
+
+    /// Member lookup on objects; `.null` for anything else or a missing key.
+    public subscript(key: String) -> JSONValue {
+        if case .object(let o) = self { return o[key] ?? .null }
+        return .null
+    }
+
+    /// Element lookup on arrays; `.null` out of range.
+    public subscript(index: Int) -> JSONValue {
+        if case .array(let a) = self, index >= 0, index < a.count { return a[index] }
+        return .null
+    }
+
+    /// The name of the value's type, as error messages say it.
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .number: return "number"
+        case .string: return "string"
+        case .array: return "list"
+        case .object: return "object"
+        }
+    }
+}
+
+extension JSONValue: Equatable {
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.number(let a), .number(let b)): return a == b
+        case (.string(let a), .string(let b)): return a.utf8.elementsEqual(b.utf8)
+        case (.array(let a), .array(let b)): return a == b
+        case (.object(let a), .object(let b)): return a == b
+        default: return false
+        }
+    }
+}
+
+/// A JSON object that keeps its members in the order they were written, so a
+/// payload reaches the sinks as the device sent it. Payloads are small: a linear
+/// search beats hashing here.
+public struct JSONObject: Sendable, Equatable {
+    public private(set) var keys: [String]
+    public private(set) var values: [JSONValue]
+
+    public init() { keys = []; values = [] }
+
+    public init(_ members: [(String, JSONValue)]) {
+        keys = []; values = []
+        keys.reserveCapacity(members.count); values.reserveCapacity(members.count)
+        for (k, v) in members { self[k] = v }
+    }
+
+    public var count: Int { keys.count }
+    public var isEmpty: Bool { keys.isEmpty }
+
+    public subscript(key: String) -> JSONValue? {
+        get {
+            for i in keys.indices where keys[i].utf8.elementsEqual(key.utf8) { return values[i] }
+            return nil
+        }
+        set {
+            for i in keys.indices where keys[i].utf8.elementsEqual(key.utf8) {
+                if let newValue { values[i] = newValue } else { keys.remove(at: i); values.remove(at: i) }
+                return
+            }
+            if let newValue { keys.append(key); values.append(newValue) }
+        }
+    }
+
+    /// Appends without looking for an existing key; for builders that know keys are unique.
+    public mutating func appendUnique(_ key: String, _ value: JSONValue) {
+        keys.append(key); values.append(value)
+    }
+
+    public var members: Zip2Sequence<[String], [JSONValue]> { zip(keys, values) }
+
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        for (k, v) in lhs.members {
+            guard let o = rhs[k], o == v else { return false }
+        }
+        return true
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByNilLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(nilLiteral: ()) { self = .null }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(JSONObject(elements)) }
+}

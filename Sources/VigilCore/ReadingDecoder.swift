@@ -1,0 +1,134 @@
+/// Turns (topic, payload bytes, arrival time) into a reading or a dead letter,
+/// by the rules of the subscriptions, the registry and the payload limits.
+/// `run`, `replay` and `vigil test` all decode through this one type.
+public struct ReadingDecoder: Sendable {
+    public enum UnknownChannels: String, Sendable { case accept, reject }
+
+    public struct Limits: Sendable {
+        public var maxPayload: Int
+        public var maxDepth: Int
+        public init(maxPayload: Int = 64 * 1024, maxDepth: Int = 32) {
+            self.maxPayload = maxPayload; self.maxDepth = maxDepth
+        }
+    }
+
+    public let subscriptions: [Subscription]
+    public let knownFeeds: Set<String>
+    public let registry: ChannelRegistry
+    public let unknownChannels: UnknownChannels
+    public let limits: Limits
+
+    public init(subscriptions: [Subscription], registry: ChannelRegistry, unknownChannels: UnknownChannels, limits: Limits) {
+        self.subscriptions = subscriptions
+        self.registry = registry
+        self.unknownChannels = unknownChannels
+        self.limits = limits
+        var feeds = Set<String>()
+        for s in subscriptions { if case .literal(let f) = s.feed { feeds.insert(f) } }
+        self.knownFeeds = feeds
+    }
+
+    /// The feeds named literally by the subscriptions.
+    public static func knownFeeds(_ subscriptions: [Subscription]) -> Set<String> {
+        var feeds = Set<String>()
+        for s in subscriptions { if case .literal(let f) = s.feed { feeds.insert(f) } }
+        return feeds
+    }
+
+    /// Where a topic goes: feed, channel and captures, or why it goes nowhere.
+    public func route(topic: String) -> Result<(feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?), DeadLetterReason> {
+        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
+        for sub in subscriptions {
+            guard let captures = sub.pattern.match(levels) else { continue }
+            var channel: String?
+            for c in captures where c.name == "channel" { channel = c.value }
+            let feed: String
+            switch sub.feed {
+            case .literal(let f): feed = f
+            case .capture(let name):
+                guard let v = captures.first(where: { $0.name == name })?.value, knownFeeds.contains(v) else {
+                    return .failure(.unknownFeed)
+                }
+                feed = v
+            }
+            let index = channel.flatMap { registry.lookup($0) }
+            if index == nil && unknownChannels == .reject { return .failure(.unknownChannel) }
+            return .success((feed, channel, captures, index))
+        }
+        return .failure(.noSubscription)
+    }
+
+    /// Decodes a live message.
+    public func decode(topic: String, payload: UnsafeBufferPointer<UInt8>, at: Millis) -> Result<Reading, DeadLetter> {
+        func dead(_ r: DeadLetterReason, _ detail: String) -> Result<Reading, DeadLetter> {
+            .failure(DeadLetter(topic: topic, reason: r, detail: detail, payload: Array(payload), receivedAt: at))
+        }
+        let routed: (feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?)
+        switch route(topic: topic) {
+        case .success(let r): routed = r
+        case .failure(let reason): return dead(reason, ReadingDecoder.explain(reason, topic: topic))
+        }
+        if payload.count > limits.maxPayload {
+            return dead(.tooLarge, "payload of \(payload.count) bytes exceeds max_payload \(limits.maxPayload)")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(payload, maxDepth: limits.maxDepth)
+        } catch {
+            switch error {
+            case .invalidUTF8: return dead(.invalidUTF8, error.description)
+            case .invalidJSON: return dead(.invalidJSON, error.description)
+            case .tooDeep: return dead(.tooDeep, "JSON nested deeper than max_json_depth \(limits.maxDepth)")
+            }
+        }
+        guard case .object(let obj) = value else { return dead(.notObject, "payload is a \(value.typeName), not an object") }
+        return .success(Reading(topic: topic, feed: routed.feed, channel: routed.channel, captures: routed.captures,
+                                payload: obj, receivedAt: at, channelIndex: routed.channelIndex))
+    }
+
+    public func decode(topic: String, payload: [UInt8], at: Millis) -> Result<Reading, DeadLetter> {
+        payload.withUnsafeBufferPointer { decode(topic: topic, payload: $0, at: at) }
+    }
+
+    /// Decodes a recorded message whose payload the record parser already parsed.
+    public func decode(record: RecordedMessage) -> Result<Reading, DeadLetter> {
+        switch record.payload {
+        case .bytes(let b):
+            return decode(topic: record.topic, payload: b, at: record.ts)
+        case .parsed(let value, let size, let tooDeep):
+            func dead(_ r: DeadLetterReason, _ detail: String) -> Result<Reading, DeadLetter> {
+                .failure(DeadLetter(topic: record.topic, reason: r, detail: detail, payload: Array(value.description.utf8), receivedAt: record.ts))
+            }
+            let routed: (feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?)
+            switch route(topic: record.topic) {
+            case .success(let r): routed = r
+            case .failure(let reason): return dead(reason, ReadingDecoder.explain(reason, topic: record.topic))
+            }
+            if size > limits.maxPayload { return dead(.tooLarge, "payload of \(size) bytes exceeds max_payload \(limits.maxPayload)") }
+            if tooDeep || value.depth > limits.maxDepth { return dead(.tooDeep, "JSON nested deeper than max_json_depth \(limits.maxDepth)") }
+            guard case .object(let obj) = value else { return dead(.notObject, "payload is a \(value.typeName), not an object") }
+            return .success(Reading(topic: record.topic, feed: routed.feed, channel: routed.channel, captures: routed.captures,
+                                    payload: obj, receivedAt: record.ts, channelIndex: routed.channelIndex))
+        }
+    }
+
+    static func explain(_ reason: DeadLetterReason, topic: String) -> String {
+        switch reason {
+        case .noSubscription: return "topic matches no subscription"
+        case .unknownChannel: return "channel is not in the registry (unknown_channels: reject)"
+        case .unknownFeed: return "the topic names a feed no subscription declares"
+        default: return reason.rawValue
+        }
+    }
+}
+
+extension JSONValue {
+    /// Nesting depth: a scalar is 0, `{}` is 1.
+    public var depth: Int {
+        switch self {
+        case .array(let a): return 1 + (a.map(\.depth).max() ?? 0)
+        case .object(let o): return 1 + (o.values.map(\.depth).max() ?? 0)
+        default: return 0
+        }
+    }
+}

@@ -1,0 +1,279 @@
+import Logging
+import Synchronization
+import VigilCore
+import VigilDispatch
+import VigilIngest
+import VigilRules
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Counters the ingest loop publishes for the stats line and health checks.
+public final class IngestStatus: Sendable {
+    struct Values {
+        var connected = false
+        var received = 0
+        var readings = 0
+        var deadLetters: [String: Int] = [:]
+        var events = 0
+        var openIncidents = 0
+        var backpressured = false
+        var lastLoopAt: Millis = 0
+        var lagMs: Millis = 0
+        var ready = false
+    }
+    let values = Mutex(Values())
+    public init() {}
+
+    public var connected: Bool { values.withLock { $0.connected } }
+    public var received: Int { values.withLock { $0.received } }
+    public var readings: Int { values.withLock { $0.readings } }
+    public var events: Int { values.withLock { $0.events } }
+    public var deadLetterTotal: Int { values.withLock { $0.deadLetters.values.reduce(0, +) } }
+    public var openIncidents: Int { values.withLock { $0.openIncidents } }
+    public var ready: Bool { values.withLock { $0.ready } }
+}
+
+/// A flag one thread sets and another polls.
+public final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public func set() { flag.store(true, ordering: .releasing) }
+    public var isSet: Bool { flag.load(ordering: .acquiring) }
+}
+
+/// The ingestion and evaluation stage, on its own thread: read what the
+/// socket holds, evaluate it, commit events (and dead letters) in one
+/// transaction, and only then write — so PUBACKs follow the commit. While the
+/// dispatch queue is full it stops reading; the broker holds the messages.
+final class IngestLoop {
+    let setup: Setup
+    let logger: Logger
+    let gauge: PendingGauge
+    let dispatcher: Dispatcher
+    let status: IngestStatus
+    let stop: StopFlag
+    let password: String?
+
+    var engine: RuleEngine
+    let decoder: ReadingDecoder
+    var store: StateStore!
+    var client: MosquittoClient!
+    var deadLetterLog = RateLimiter(perSecond: 5)
+    var lastStats: Millis = 0
+    var statsBase = (received: 0, readings: 0, at: Millis(0))
+    var backpressured = false
+
+    init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag) {
+        self.setup = setup
+        self.password = password
+        self.logger = logger
+        self.gauge = gauge
+        self.dispatcher = dispatcher
+        self.status = status
+        self.stop = stop
+        self.engine = RuleEngine(ruleSet: setup.ruleSet, registry: setup.registry)
+        self.decoder = setup.decoder
+    }
+
+    var config: VigilConfig { setup.config }
+
+    func run() throws {
+        let sinks = config.dispatch.sinks.map { EventQueue.SinkRoute(name: $0.name, routes: $0.routes, minSeverity: $0.minSeverity) }
+        store = try StateStore(path: config.stateDatabasePath, sinks: sinks)
+        gauge.set(try store.queue.pendingCounts())
+        let b = config.broker
+        client = try MosquittoClient(options: .init(
+            host: b.host, port: b.port, clientID: b.clientID, cleanSession: b.cleanSession, protocolV5: b.protocolVersion == "5",
+            keepaliveSeconds: Int(b.keepalive / 1000), username: b.username, password: password, useTLS: b.useTLS,
+            caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
+            keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure))
+        let startAt = Time.now()
+        engine.start(at: startAt)
+        statsBase.at = startAt
+        lastStats = startAt
+        status.values.withLock { $0.ready = true }
+        loop()
+        // Stopping: commit what is in hand, then let the PUBACKs go.
+        processBatch([], now: Time.now())
+        _ = client.writePending()
+        client.disconnect()
+        _ = client.writePending()
+    }
+
+    func loop() {
+        var connectedSocket = false
+        var backoff = config.broker.reconnectInitial
+        var nextAttempt: Millis = 0
+        var firstAttempt = true
+        while !stop.isSet {
+            let now = Time.now()
+            if client.socket < 0 {
+                if connectedSocket {
+                    connectedSocket = false
+                    status.values.withLock { $0.connected = false }
+                }
+                if now >= nextAttempt {
+                    do {
+                        if firstAttempt { try client.connect() } else { try client.reconnect() }
+                        connectedSocket = true
+                    } catch {
+                        logger.error("broker connect failed", metadata: [
+                            "broker": .string(config.broker.url), "error": .string(error.description),
+                            "retry_in": .string(Units.formatDuration(backoff)),
+                        ])
+                        nextAttempt = now + backoff
+                        backoff = min(backoff * 2, config.broker.reconnectMax)
+                    }
+                    firstAttempt = false
+                }
+                if client.socket < 0 {
+                    // Keep the clock turning while the broker is away: timers (absence!) still fire.
+                    processBatch([], now: Time.now())
+                    let wait = max(1, min(nextAttempt - Time.now(), sleepBudget(Time.now())))
+                    usleep(UInt32(min(wait, 200)) * 1000)
+                    continue
+                }
+            }
+            backpressured = gauge.pending >= config.dispatch.maxPending
+            let timeout = Int32(max(0, min(sleepBudget(now), 1000)))
+            let ready = client.wait(read: !backpressured, timeoutMs: timeout)
+            var rc: Int32 = 0
+            if ready.readable && !backpressured {
+                rc = client.readAvailable(maxMessages: 4096)
+            }
+            handleClientEvents(&backoff)
+            let messages = client.takeMessages()
+            processBatch(messages, now: Time.now())
+            if rc == 0 { rc = client.writePending() }
+            if rc == 0 { rc = client.housekeeping() }
+            handleClientEvents(&backoff)
+            if rc != 0 && client.socket < 0 {
+                logger.warning("broker connection lost", metadata: ["broker": .string(config.broker.url), "code": .stringConvertible(rc)])
+                status.values.withLock { $0.connected = false }
+                nextAttempt = Time.now() + backoff
+                backoff = min(backoff * 2, config.broker.reconnectMax)
+            }
+            periodic(Time.now())
+        }
+    }
+
+    /// How long the loop may sleep: until the next rule timer, at most half a keepalive.
+    func sleepBudget(_ now: Millis) -> Millis {
+        var budget = min(config.broker.keepalive / 2, 1000)
+        if let due = engine.nextDeadline() { budget = min(budget, max(0, due - now)) }
+        return budget
+    }
+
+    func handleClientEvents(_ backoff: inout Millis) {
+        for e in client.takeEvents() {
+            switch e {
+            case .connected(let code, let reason):
+                if code == 0 {
+                    backoff = config.broker.reconnectInitial
+                    status.values.withLock { $0.connected = true }
+                    logger.notice("broker connected", metadata: ["broker": .string(config.broker.url), "client_id": .string(config.broker.clientID)])
+                    for sub in config.subscriptions {
+                        var filter = sub.pattern.filter
+                        if let g = config.broker.sharedGroup { filter = "$share/\(g)/\(filter)" }
+                        do { _ = try client.subscribe(filter, qos: Int32(config.broker.qos)) } catch {
+                            logger.error("subscribe failed", metadata: ["topic": .string(filter), "error": .string(error.description)])
+                        }
+                    }
+                } else {
+                    logger.error("broker refused the connection", metadata: ["broker": .string(config.broker.url), "reason": .string(reason)])
+                }
+            case .disconnected(let code):
+                status.values.withLock { $0.connected = false }
+                if !stop.isSet {
+                    logger.warning("broker disconnected", metadata: ["broker": .string(config.broker.url), "code": .stringConvertible(code)])
+                }
+            case .subscribed(_, let granted):
+                let failed = granted.filter { $0 >= 0x80 }.count
+                if failed > 0 { logger.error("subscription refused by the broker", metadata: ["count": .stringConvertible(failed)]) }
+                else { logger.debug("subscribed", metadata: ["granted_qos": .string(granted.map(String.init).joined(separator: ","))]) }
+            case .published:
+                break
+            }
+        }
+    }
+
+    func processBatch(_ messages: [MosquittoClient.Message], now: Millis) {
+        var events: [IncidentEvent] = []
+        var dead: [DeadLetter] = []
+        var readings = 0
+        for m in messages {
+            switch decoder.decode(topic: m.topic, payload: m.payload, at: now) {
+            case .success(let r):
+                readings += 1
+                engine.process(r, into: &events)
+            case .failure(let d):
+                dead.append(d)
+                logDeadLetter(d, now)
+            }
+        }
+        engine.advance(to: now, into: &events)
+        for s in engine.suppressions {
+            logger.debug("opening suppressed", metadata: ["rule": .string(s.rule), "key": .string(s.key), "reason": .string(s.reason)])
+        }
+        engine.suppressions.removeAll()
+        if !events.isEmpty || !dead.isEmpty {
+            var attempt = 0
+            while true {
+                do {
+                    let added = try store.commit(events: events, deadLetters: dead, now: now)
+                    gauge.add(added)
+                    break
+                } catch {
+                    // Without the commit nothing may be acknowledged: retry rather than move on.
+                    attempt += 1
+                    logger.error("state commit failed", metadata: ["error": .string("\(error)"), "attempt": .stringConvertible(attempt)])
+                    usleep(UInt32(min(attempt * 100, 2000)) * 1000)
+                }
+            }
+            if !events.isEmpty { dispatcher.ring() }
+        }
+        let open = events.isEmpty ? nil : engine.openIncidents
+        status.values.withLock { s in
+            s.received += messages.count
+            s.readings += readings
+            s.events += events.count
+            for d in dead { s.deadLetters[d.reason.rawValue, default: 0] += 1 }
+            if let open { s.openIncidents = open }
+            s.backpressured = backpressured
+            s.lastLoopAt = now
+        }
+    }
+
+    func logDeadLetter(_ d: DeadLetter, _ now: Millis) {
+        var meta: Logger.Metadata = ["reason": .string(d.reason.rawValue), "topic": .string(d.topic), "detail": .string(d.detail)]
+        switch deadLetterLog.decide(now: now) {
+        case .log: logger.warning("dead letter", metadata: meta)
+        case .logWithSuppressed(let n):
+            meta["suppressed"] = .stringConvertible(n)
+            logger.warning("dead letter", metadata: meta)
+        case .drop: break
+        }
+    }
+
+    func periodic(_ now: Millis) {
+        if let n = deadLetterLog.flush(now: now) {
+            logger.warning("dead letters suppressed", metadata: ["suppressed": .stringConvertible(n)])
+        }
+        guard now - lastStats >= config.statsInterval else { return }
+        lastStats = now
+        let (received, readings, events, open, deadTotal) = status.values.withLock {
+            ($0.received, $0.readings, $0.events, $0.openIncidents, $0.deadLetters.values.reduce(0, +))
+        }
+        let secs = max(0.001, Double(now - statsBase.at) / 1000)
+        let rate = Double(received - statsBase.received) / secs
+        statsBase = (received, readings, now)
+        logger.info("stats", metadata: [
+            "connected": .stringConvertible(status.connected), "received": .stringConvertible(received),
+            "rate": .string(String(Int(rate.rounded()))), "readings": .stringConvertible(readings),
+            "dead_letters": .stringConvertible(deadTotal), "events": .stringConvertible(events),
+            "open_incidents": .stringConvertible(open), "queue_pending": .stringConvertible(gauge.pending),
+            "backpressure": .stringConvertible(backpressured),
+        ])
+    }
+}

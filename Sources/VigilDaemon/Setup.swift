@@ -1,0 +1,71 @@
+import Foundation
+import VigilCore
+import VigilRules
+
+/// Everything `check`, `run` and `replay` load before they start: the
+/// configuration, the channel registry and the rule set.
+public struct Setup: Sendable {
+    public var config: VigilConfig
+    public var registry: ChannelRegistry
+    public var ruleSet: RuleSet
+
+    public var decoder: ReadingDecoder {
+        ReadingDecoder(subscriptions: config.subscriptions, registry: registry, unknownChannels: config.unknownChannels,
+                       limits: config.limits)
+    }
+
+    /// Loads the configuration at `configPath`, or the defaults when it is nil:
+    /// `/etc/vigil/vigil.yaml` if it exists, else the embedded defaults.
+    public static func load(configPath: String?) -> (Setup?, [Diagnostic]) {
+        let config: VigilConfig
+        if let configPath {
+            let (c, diags) = ConfigLoader.load(path: configPath)
+            guard let c else { return (nil, diags) }
+            config = c
+        } else if FileManager.default.fileExists(atPath: VigilConfig.defaultConfigPath) {
+            let (c, diags) = ConfigLoader.load(path: VigilConfig.defaultConfigPath)
+            guard let c else { return (nil, diags) }
+            config = c
+        } else {
+            config = VigilConfig.embedded()
+        }
+        return load(config: config)
+    }
+
+    /// Loads registry and rules for a configuration; every error of both is reported.
+    public static func load(config: VigilConfig) -> (Setup?, [Diagnostic]) {
+        var diags: [Diagnostic] = []
+        var registry = ChannelRegistry()
+        if let path = config.channels {
+            if let data = FileManager.default.contents(atPath: path), let text = String(validating: data, as: UTF8.self) {
+                let (reg, d) = ChannelRegistry.parse(text, path: path, knownFeeds: config.knownFeeds)
+                registry = reg
+                diags += d
+            } else {
+                diags.append(Diagnostic(path: config.path ?? path, line: 1, column: 1, "cannot read the channel registry \(path)"))
+            }
+        }
+        let files = FileGlob.expand(config.rules)
+        let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: config.knownFeeds).load(files: files)
+        diags += ruleDiags
+        if !diags.isEmpty { return (nil, diags) }
+        return (Setup(config: config, registry: registry, ruleSet: ruleSet), [])
+    }
+}
+
+/// Shell globs for rule file lists (`rules.d/*.yaml`), sorted.
+public enum FileGlob {
+    public static func expand(_ patterns: [String]) -> [String] {
+        var out = Set<String>()
+        for p in patterns {
+            var g = glob_t()
+            defer { globfree(&g) }
+            if glob(p, 0, nil, &g) == 0 {
+                for i in 0..<Int(g.gl_pathc) {
+                    if let cs = g.gl_pathv[i] { out.insert(String(cString: cs)) }
+                }
+            }
+        }
+        return out.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+}

@@ -1,0 +1,111 @@
+import Logging
+import VigilCore
+import VigilStore
+
+/// Delivers queued events to every sink, each from its own worker, so a slow
+/// or dead sink never holds up another.
+public final class Dispatcher: Sendable {
+    public let databasePath: String
+    public let sinks: [any Sink]
+    public let retry: RetryPolicy
+    public let gauge: PendingGauge
+    public let bells: [String: Doorbell]
+    let logger: Logger
+    let batchSize: Int
+
+    public init(databasePath: String, sinks: [any Sink], retry: RetryPolicy, gauge: PendingGauge, logger: Logger, batchSize: Int = 256) {
+        self.databasePath = databasePath
+        self.sinks = sinks
+        self.retry = retry
+        self.gauge = gauge
+        self.logger = logger
+        self.batchSize = batchSize
+        var b: [String: Doorbell] = [:]
+        for s in sinks { b[s.name] = Doorbell() }
+        self.bells = b
+    }
+
+    /// Wakes every worker: new events were committed.
+    public func ring() { for b in bells.values { b.ring() } }
+
+    /// Runs until the task is cancelled.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            for sink in sinks {
+                group.addTask { await self.work(sink) }
+            }
+        }
+    }
+
+    func work(_ sink: any Sink) async {
+        let bell = bells[sink.name]!
+        let cursor: SinkCursor
+        do {
+            cursor = try SinkCursor(db: try Database(path: databasePath), sink: sink.name)
+        } catch {
+            logger.error("sink cannot open the queue", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
+            return
+        }
+        while !Task.isCancelled {
+            let now = Time.now()
+            let batch: [EventQueue.Pending]
+            do {
+                batch = try cursor.nextBatch(now: now, limit: batchSize)
+            } catch {
+                logger.warning("queue read failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
+                await bell.wait(timeoutMs: 1000)
+                continue
+            }
+            if batch.isEmpty {
+                var timeout = 1000
+                if let due = try? cursor.earliestDue(), due > now { timeout = Int(min(Millis(timeout), due - now)) }
+                await bell.wait(timeoutMs: timeout)
+                continue
+            }
+            let outcomes = await sink.deliver(batch)
+            let done = Time.now()
+            var delivered: [Int64] = []
+            var finished = 0
+            for (p, outcome) in zip(batch, outcomes) {
+                switch outcome {
+                case .delivered:
+                    delivered.append(p.seq)
+                case .retry(let reason, let retryAfter):
+                    if done - p.createdAt >= retry.maxAge {
+                        markDead(cursor, p, "gave up after \(Units.formatDuration(retry.maxAge)): \(reason)", sink.name, done)
+                        finished += 1
+                    } else {
+                        let at = done + retry.delay(afterAttempts: p.attempts, retryAfter: retryAfter)
+                        do { try cursor.retry(p.seq, at: at, error: reason, now: done) } catch {
+                            logger.warning("queue update failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
+                        }
+                        logger.warning("delivery failed, will retry", metadata: [
+                            "sink": .string(sink.name), "event_id": .string(p.eventID), "attempt": .stringConvertible(p.attempts + 1),
+                            "retry_in": .string(Units.formatDuration(at - done)), "error": .string(reason),
+                        ])
+                    }
+                case .permanent(let reason):
+                    markDead(cursor, p, reason, sink.name, done)
+                    finished += 1
+                }
+            }
+            if !delivered.isEmpty {
+                do {
+                    try cursor.delivered(delivered, now: done)
+                    finished += delivered.count
+                } catch {
+                    logger.warning("queue update failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
+                }
+            }
+            gauge.subtract(sink.name, finished)
+        }
+    }
+
+    func markDead(_ cursor: SinkCursor, _ p: EventQueue.Pending, _ reason: String, _ sink: String, _ now: Millis) {
+        do { try cursor.dead(p.seq, error: reason, now: now) } catch {
+            logger.warning("queue update failed", metadata: ["sink": .string(sink), "error": .string("\(error)")])
+        }
+        logger.error("delivery dead", metadata: ["sink": .string(sink), "event_id": .string(p.eventID),
+                                                   "incident_id": .string(p.incidentID), "error": .string(reason)])
+    }
+}

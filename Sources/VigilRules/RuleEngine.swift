@@ -1,0 +1,441 @@
+import VigilCore
+
+/// The rule engine: a pure state machine. It takes readings and time and
+/// returns incident events; it has no clock of its own and does no I/O, so
+/// `replay`, `test` and `run` drive the same code from a file, a test or the broker.
+public struct RuleEngine: Sendable {
+    /// Why an opening did not happen.
+    public struct Suppression: Sendable {
+        public var rule: String
+        public var key: String
+        public var at: Millis
+        public var reason: String
+    }
+
+    public let ruleSet: RuleSet
+    public let registry: ChannelRegistry
+    var rules: [Rule] { ruleSet.rules }
+
+    var states: [[String: KeyState]]
+    var ordinals: [[String: Int]]
+    var heap = TimerHeap()
+    var absence: [AbsenceTracker]
+    var absenceRules: [Int] = []
+    var rulesByFeed: [String: [Int]] = [:]
+    var wildcardRules: [Int] = []
+    var inhibitsByTarget: [[Int]]
+    var inhibitSource: [Int]
+
+    public private(set) var now: Millis = .min
+    public private(set) var started = false
+    public private(set) var suppressedOpenings = 0
+    /// Suppressed openings since the caller last drained them (for debug logging).
+    public var suppressions: [Suppression] = []
+
+    public init(ruleSet: RuleSet, registry: ChannelRegistry) {
+        self.ruleSet = ruleSet
+        self.registry = registry
+        let n = ruleSet.rules.count
+        states = Array(repeating: [:], count: n)
+        ordinals = Array(repeating: [:], count: n)
+        absence = Array(repeating: AbsenceTracker(), count: n)
+        inhibitsByTarget = Array(repeating: [], count: n)
+        inhibitSource = []
+        for (i, inh) in ruleSet.inhibits.enumerated() {
+            inhibitSource.append(ruleSet.rules.firstIndex { $0.name == inh.source } ?? -1)
+            for (r, rule) in ruleSet.rules.enumerated() where inh.targets(rule.name) { inhibitsByTarget[r].append(i) }
+        }
+        var feeds = Set<String>()
+        for (r, rule) in ruleSet.rules.enumerated() {
+            if let f = rule.feeds { feeds.formUnion(f) } else { wildcardRules.append(r) }
+            if rule.isAbsence { absenceRules.append(r) }
+        }
+        for ch in registry.channels { feeds.insert(ch.feed) }
+        for f in feeds { rulesByFeed[f] = RuleEngine.rules(for: f, ruleSet.rules) }
+    }
+
+    static func rules(for feed: String, _ rules: [Rule]) -> [Int] {
+        rules.indices.filter { rules[$0].applies(toFeed: feed) }
+    }
+
+    /// Starts the clock: absence rules count silence from here.
+    public mutating func start(at t: Millis) {
+        guard !started else { return }
+        started = true
+        now = t
+        for r in absenceRules {
+            let rule = rules[r]
+            var tracker = AbsenceTracker()
+            for (i, ch) in registry.channels.enumerated() where rule.applies(toFeed: ch.feed) {
+                let (key, text) = keyOf(rule, EvalContext(channel: ch))
+                tracker.add(registryIndex: i, key: key, keyText: text)
+            }
+            for s in tracker.channel.indices { tracker.lastSeen[s] = t; tracker.append(s) }
+            absence[r] = tracker
+        }
+    }
+
+    // MARK: - Input
+
+    /// Evaluates one reading at its arrival time, after every timer due by then.
+    public mutating func process(_ reading: Reading, into out: inout [IncidentEvent]) {
+        advance(to: reading.receivedAt, into: &out)
+        let t = now
+        let ctx = EvalContext(reading: reading, registry: registry)
+        let applicable = rulesByFeed[reading.feed] ?? wildcardRules
+        for r in applicable {
+            switch rules[r].kind {
+            case .threshold(let hold): processThreshold(r, hold: hold, reading, ctx, t, &out)
+            case .count(let n, let within): processCount(r, n: n, within: within, reading, ctx, t, &out)
+            case .absence: processAbsence(r, reading, ctx, t, &out)
+            }
+        }
+    }
+
+    /// Moves the clock to `t`, firing every timer due at or before it, in order.
+    public mutating func advance(to t: Millis, into out: inout [IncidentEvent]) {
+        if !started { start(at: t) }
+        while let next = nextTimer(), next.due <= t {
+            if next.absence {
+                fireAbsence(next.rule, at: next.due, &out)
+            } else {
+                heap.pop()
+                fire(next.rule, next.key, at: next.due, &out)
+            }
+        }
+        if t > now { now = t }
+    }
+
+    /// The next instant a timer is due, if any (the daemon sleeps until then).
+    public mutating func nextDeadline() -> Millis? { nextTimer()?.due }
+
+    /// The number of keys with state (pending runs, windows, open incidents).
+    public var activeKeys: Int { states.reduce(0) { $0 + $1.count } }
+
+    /// Open incidents across all rules.
+    public var openIncidents: Int {
+        var n = 0
+        for s in states { for (_, v) in s where v.incident != nil { n += 1 } }
+        for a in absence { for o in a.open where o != nil { n += 1 } }
+        return n
+    }
+
+    mutating func nextTimer() -> (due: Millis, rule: Int, key: String, absence: Bool)? {
+        while let top = heap.top {
+            if let st = states[top.rule][top.key], st.armed == top.due { break }
+            heap.pop()
+        }
+        var best: (due: Millis, rule: Int, key: String, absence: Bool)?
+        if let top = heap.top { best = (top.due, top.rule, top.key, false) }
+        for r in absenceRules {
+            let tr = absence[r]
+            guard tr.head >= 0, case .absence(let d) = rules[r].kind else { continue }
+            let cand = (due: tr.lastSeen[tr.head] + d, rule: r, key: tr.keyText[tr.head])
+            if let b = best, !TimerEntry.before(cand, (b.due, b.rule, b.key)) { continue }
+            best = (cand.due, cand.rule, cand.key, true)
+        }
+        return best
+    }
+
+    // MARK: - Threshold
+
+    mutating func processThreshold(_ r: Int, hold: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]) {
+        let rule = rules[r]
+        // Nothing pending or open anywhere: only a true `when` matters.
+        if states[r].isEmpty, rule.when?.truth(ctx) != true { return }
+        let (key, keyText) = keyOf(rule, ctx)
+        var st = states[r].removeValue(forKey: keyText) ?? KeyState(key: key)
+        if st.incident != nil {
+            guard handleOpen(r, &st, reading, ctx, t, &out) else { return }
+            states[r][keyText] = st
+            return
+        }
+        switch rule.when?.truth(ctx) {
+        case nil:
+            if st.runStart == nil { return }
+        case false?:
+            return  // the run is broken: the key starts afresh
+        case true?:
+            if st.runStart == nil {
+                st.runStart = t
+                st.runCount = 1
+            } else {
+                st.runCount += 1
+            }
+            st.runReading = reading
+            if hold == 0 {
+                guard open(r, keyText, &st, startedAt: t, at: t, count: st.runCount, reading: reading, &out) else { return }
+            }
+        }
+        rearm(r, keyText, &st)
+        states[r][keyText] = st
+    }
+
+    // MARK: - Count
+
+    mutating func processCount(_ r: Int, n: Int, within: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]) {
+        let rule = rules[r]
+        if states[r].isEmpty, rule.when?.truth(ctx) != true { return }
+        let (key, keyText) = keyOf(rule, ctx)
+        var st = states[r].removeValue(forKey: keyText) ?? KeyState(key: key)
+        if st.incident != nil {
+            guard handleOpen(r, &st, reading, ctx, t, &out) else { return }
+            states[r][keyText] = st
+            return
+        }
+        if rule.when?.truth(ctx) == true {
+            st.window.removeAll { t - $0 >= within }
+            st.window.append(t)
+            if st.window.count >= n {
+                let started = st.window[0]
+                let count = st.window.count
+                st.window.removeAll()
+                guard open(r, keyText, &st, startedAt: started, at: t, count: count, reading: reading, &out) else { return }
+            }
+        }
+        if st.window.isEmpty && st.incident == nil { return }
+        rearm(r, keyText, &st)
+        states[r][keyText] = st
+    }
+
+    // MARK: - Open incidents (threshold and count)
+
+    /// A reading for a key with an open incident: clear it, or update it.
+    /// Returns false when the incident resolved and the key's state is gone.
+    mutating func handleOpen(_ r: Int, _ st: inout KeyState, _ reading: Reading, _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]) -> Bool {
+        let rule = rules[r]
+        guard var inc = st.incident else { return true }
+        if let clear = rule.clearWhen {
+            switch clear.truth(ctx) {
+            case true?:
+                if rule.clearFor == 0 {
+                    resolve(r, &inc, at: t, reading: ReadingSnapshot(reading), &out)
+                    return false
+                }
+                if inc.clearRunStart == nil {
+                    inc.clearRunStart = t
+                    inc.clearRunReading = ReadingSnapshot(reading)
+                }
+            case false?:
+                inc.clearRunStart = nil
+                inc.clearRunReading = nil
+            case nil:
+                break
+            }
+        }
+        if rule.when?.truth(ctx) == true {
+            inc.count += 1
+            inc.lastMatchAt = t
+            inc.lastReading = ReadingSnapshot(reading)
+            if t - inc.lastEmittedAt >= rule.updateEvery {
+                emit(r, .updated, &inc, at: t, reading: inc.lastReading, &out)
+            }
+        }
+        st.incident = inc
+        rearm(r, keyFromState: st, &st)
+        return true
+    }
+
+    // MARK: - Absence
+
+    mutating func processAbsence(_ r: Int, _ reading: Reading, _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]) {
+        guard let idx = reading.channelIndex, let slot = absence[r].slotOf[idx] else { return }
+        if let w = rules[r].when, w.truth(ctx) != true { return }
+        if var inc = absence[r].open[slot] {
+            inc.count = 1
+            resolve(r, &inc, at: t, reading: ReadingSnapshot(reading), &out)
+            absence[r].open[slot] = nil
+        }
+        absence[r].lastSeen[slot] = t
+        absence[r].append(slot)
+    }
+
+    mutating func fireAbsence(_ r: Int, at t: Millis, _ out: inout [IncidentEvent]) {
+        let slot = absence[r].head
+        absence[r].unlink(slot)
+        let ch = registry[absence[r].channel[slot]]
+        let ctx = EvalContext(channel: ch)
+        let keyText = absence[r].keyText[slot]
+        if let reason = suppression(r, ctx, at: t) {
+            noteSuppressed(r, keyText, t, reason)
+            absence[r].lastSeen[slot] = t
+            absence[r].append(slot)
+            return
+        }
+        var inc = makeIncident(r, keyText: keyText, key: absence[r].key[slot], ctx: ctx, startedAt: absence[r].lastSeen[slot],
+                               openedAt: t, count: 0, reading: nil)
+        emit(r, .opened, &inc, at: t, reading: nil, &out)
+        absence[r].open[slot] = inc
+    }
+
+    // MARK: - Timers
+
+    /// A timer of a threshold or count key fired at `t`.
+    mutating func fire(_ r: Int, _ keyText: String, at t: Millis, _ out: inout [IncidentEvent]) {
+        guard var st = states[r].removeValue(forKey: keyText) else { return }
+        st.armed = nil
+        let rule = rules[r]
+        if var inc = st.incident {
+            if let after = rule.clearAfter, inc.lastMatchAt + after <= t {
+                resolve(r, &inc, at: t, reading: nil, &out)
+                return
+            }
+            if let runStart = inc.clearRunStart, rule.clearFor > 0, runStart + rule.clearFor <= t {
+                resolve(r, &inc, at: t, reading: inc.clearRunReading, &out)
+                return
+            }
+        } else {
+            switch rule.kind {
+            case .threshold(let hold):
+                if let start = st.runStart, hold > 0, start + hold <= t, let reading = st.runReading {
+                    guard open(r, keyText, &st, startedAt: start, at: start + hold, count: st.runCount, reading: reading, &out) else { return }
+                }
+            case .count(_, let within):
+                st.window.removeAll { t - $0 >= within }
+                if st.window.isEmpty { return }
+            case .absence:
+                break
+            }
+        }
+        rearm(r, keyText, &st)
+        states[r][keyText] = st
+    }
+
+    /// Makes sure the key's earliest deadline has a heap entry.
+    mutating func rearm(_ r: Int, _ keyText: String, _ st: inout KeyState) {
+        let rule = rules[r]
+        var due: Millis?
+        func consider(_ d: Millis) { if due == nil || d < due! { due = d } }
+        if let inc = st.incident {
+            if let after = rule.clearAfter { consider(inc.lastMatchAt + after) }
+            if let runStart = inc.clearRunStart, rule.clearFor > 0 { consider(runStart + rule.clearFor) }
+        } else {
+            switch rule.kind {
+            case .threshold(let hold): if let s = st.runStart, hold > 0 { consider(s + hold) }
+            case .count(_, let within): if let first = st.window.first { consider(first + within) }
+            case .absence: break
+            }
+        }
+        guard let d = due else { return }
+        if let armed = st.armed, armed <= d { return }  // an earlier entry will fire and re-arm
+        st.armed = d
+        heap.push(TimerEntry(due: d, rule: r, key: keyText))
+    }
+
+    mutating func rearm(_ r: Int, keyFromState st: KeyState, _ target: inout KeyState) {
+        rearm(r, JSONWriter.encode(.object(st.key)), &target)
+    }
+
+    // MARK: - Opening, updating, resolving
+
+    /// Opens an incident unless suppressed. Returns false when suppressed (the
+    /// key's state must then be dropped: it starts afresh).
+    mutating func open(_ r: Int, _ keyText: String, _ st: inout KeyState, startedAt: Millis, at t: Millis, count: Int,
+                       reading: Reading, _ out: inout [IncidentEvent]) -> Bool {
+        let ctx = EvalContext(reading: reading, registry: registry)
+        if let reason = suppression(r, ctx, at: t) {
+            noteSuppressed(r, keyText, t, reason)
+            return false
+        }
+        var inc = makeIncident(r, keyText: keyText, key: st.key, ctx: ctx, startedAt: startedAt, openedAt: t, count: count,
+                               reading: ReadingSnapshot(reading))
+        emit(r, .opened, &inc, at: t, reading: inc.lastReading, &out)
+        st.incident = inc
+        st.runStart = nil
+        st.runReading = nil
+        st.runCount = 0
+        st.window.removeAll()
+        return true
+    }
+
+    mutating func makeIncident(_ r: Int, keyText: String, key: JSONObject, ctx: EvalContext, startedAt: Millis, openedAt: Millis,
+                               count: Int, reading: ReadingSnapshot?) -> OpenIncident {
+        let rule = rules[r]
+        let ordinal = (ordinals[r][keyText] ?? 0) + 1
+        ordinals[r][keyText] = ordinal
+        let incidentID = IDs.incident(rule: rule.name, keyText: keyText, openedAt: openedAt, ordinal: ordinal)
+        var route = rule.route ?? "default"
+        if rule.route == nil, case .string(let s)? = ctx.channelInfo?["route"], !s.isEmpty { route = s }
+        let title = rule.title?.render(ctx) ?? rule.description ?? rule.name
+        var labels = JSONObject()
+        for (name, t) in rule.labels { labels.appendUnique(name, .string(t.render(ctx))) }
+        return OpenIncident(incidentID: incidentID, nextEventOrdinal: 0, startedAt: startedAt, openedAt: openedAt, count: count,
+                            lastEmittedAt: openedAt, lastMatchAt: openedAt, feed: ctx.feed, channel: ctx.channelID,
+                            channelInfo: ctx.channelInfo ?? JSONObject(), route: route, title: title, labels: labels, key: key,
+                            lastReading: reading, clearRunStart: nil, clearRunReading: nil)
+    }
+
+    mutating func resolve(_ r: Int, _ inc: inout OpenIncident, at t: Millis, reading: ReadingSnapshot?, _ out: inout [IncidentEvent]) {
+        emit(r, .resolved, &inc, at: t, reading: reading, &out, resolvedAt: t)
+    }
+
+    mutating func emit(_ r: Int, _ type: IncidentEventType, _ inc: inout OpenIncident, at t: Millis, reading: ReadingSnapshot?,
+                       _ out: inout [IncidentEvent], resolvedAt: Millis? = nil) {
+        let rule = rules[r]
+        let eventID = IDs.event(incidentID: inc.incidentID, type: type, at: t, ordinal: inc.nextEventOrdinal)
+        inc.nextEventOrdinal += 1
+        inc.lastEmittedAt = t
+        out.append(IncidentEvent(eventID: eventID, type: type, incidentID: inc.incidentID, rule: rule.name,
+                                 severity: rule.severity, route: inc.route, feed: inc.feed, channel: inc.channel, key: inc.key,
+                                 title: inc.title, labels: inc.labels, channelInfo: inc.channelInfo, startedAt: inc.startedAt,
+                                 openedAt: inc.openedAt, resolvedAt: resolvedAt, at: t, count: inc.count, reading: reading))
+    }
+
+    // MARK: - Suppression
+
+    /// Why an opening of rule `r` at `t` for this channel must not happen, or nil.
+    func suppression(_ r: Int, _ ctx: EvalContext, at t: Millis) -> String? {
+        for mw in ruleSet.maintenance where mw.covers(t) {
+            if mw.match == nil || mw.match!.truth(ctx) == true { return "maintenance '\(mw.name)'" }
+        }
+        for i in inhibitsByTarget[r] {
+            let inh = ruleSet.inhibits[i]
+            let s = inhibitSource[i]
+            guard s >= 0 else { continue }
+            let targetValues = inh.equal.map { $0.expression.evaluate(ctx) }
+            func matches(_ inc: OpenIncident) -> Bool {
+                let sctx = EvalContext(payload: nil, topic: nil, captures: [], channelID: inc.channel,
+                                       channelInfo: inc.channelInfo, feed: inc.feed)
+                for (j, f) in inh.equal.enumerated() {
+                    // A field missing on either side never matches: an inhibit must not silence by accident.
+                    let a = f.expression.evaluate(sctx), b = targetValues[j]
+                    if a.isNull || b.isNull || a != b { return false }
+                }
+                return true
+            }
+            for (_, st) in states[s] { if let inc = st.incident, matches(inc) { return "inhibited by \(inh.source)" } }
+            for case let inc? in absence[s].open where matches(inc) { return "inhibited by \(inh.source)" }
+        }
+        return nil
+    }
+
+    mutating func noteSuppressed(_ r: Int, _ keyText: String, _ t: Millis, _ reason: String) {
+        suppressedOpenings += 1
+        if suppressions.count < 10_000 {
+            suppressions.append(Suppression(rule: rules[r].name, key: keyText, at: t, reason: reason))
+        }
+    }
+
+    // MARK: - Keys
+
+    func keyOf(_ rule: Rule, _ ctx: EvalContext) -> (JSONObject, String) {
+        var key = JSONObject()
+        for f in rule.key { key.appendUnique(f.name, f.expression.evaluate(ctx)) }
+        return (key, JSONWriter.encode(.object(key)))
+    }
+}
+
+/// Deterministic ids: the same inputs give the same ids on every run and after a crash.
+public enum IDs {
+    public static func incident(rule: String, keyText: String, openedAt: Millis, ordinal: Int) -> String {
+        digest("incident\u{0}\(rule)\u{0}\(keyText)\u{0}\(openedAt)\u{0}\(ordinal)")
+    }
+
+    public static func event(incidentID: String, type: IncidentEventType, at: Millis, ordinal: Int) -> String {
+        digest("event\u{0}\(incidentID)\u{0}\(type.rawValue)\u{0}\(at)\u{0}\(ordinal)")
+    }
+
+    static func digest(_ s: String) -> String {
+        String(SHA256Digest.hex(SHA256Digest.hash(Array(s.utf8))).prefix(32))
+    }
+}

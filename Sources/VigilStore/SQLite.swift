@@ -1,0 +1,196 @@
+import CSQLite
+
+/// An SQLite error: what failed, with the library's own message.
+public struct SQLiteError: Error, Sendable, CustomStringConvertible {
+    public let code: Int32
+    public let message: String
+    public let context: String
+
+    public var description: String { "\(context): \(message) (SQLite code \(code))" }
+
+    /// The database is locked by another connection (busy timeout exhausted).
+    public var isBusy: Bool { code == SQLITE_BUSY || code == SQLITE_LOCKED }
+}
+
+/// A connection to one SQLite file. Not thread-safe: each stage owns its own.
+public final class Database {
+    let handle: OpaquePointer
+    public let path: String
+
+    /// Opens (creating if needed) a database file in WAL mode.
+    public init(path: String, readOnly: Bool = false) throws(SQLiteError) {
+        var db: OpaquePointer?
+        let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let db else {
+            let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close(db) }
+            throw SQLiteError(code: rc, message: msg, context: "open \(path)")
+        }
+        handle = db
+        self.path = path
+        sqlite3_busy_timeout(db, 5000)
+        sqlite3_extended_result_codes(db, 1)
+        if !readOnly {
+            try execute("PRAGMA journal_mode=WAL")
+            // With WAL, NORMAL syncs at checkpoints: a commit survives a process
+            // crash (SIGKILL); FULL also survives power loss, at a cost per commit.
+            try execute("PRAGMA synchronous=NORMAL")
+        }
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    public static var libraryVersion: String { String(cString: sqlite3_libversion()) }
+
+    func error(_ rc: Int32, _ context: String) -> SQLiteError {
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), context: context)
+    }
+
+    /// Runs one or more statements without results.
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? "error"
+            sqlite3_free(err)
+            throw SQLiteError(code: rc, message: msg, context: String(sql.prefix(60)))
+        }
+    }
+
+    public func prepare(_ sql: String) throws(SQLiteError) -> Statement {
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, "prepare \(sql.prefix(60))") }
+        return Statement(stmt, db: self, sql: sql)
+    }
+
+    /// Runs `body` in one transaction (BEGIN IMMEDIATE … COMMIT), rolling back on error.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let v = try body()
+            try execute("COMMIT")
+            return v
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+}
+
+/// A prepared statement, reused across executions.
+public final class Statement {
+    let stmt: OpaquePointer
+    unowned let db: Database
+    let sql: String
+
+    init(_ stmt: OpaquePointer, db: Database, sql: String) { self.stmt = stmt; self.db = db; self.sql = sql }
+    deinit { sqlite3_finalize(stmt) }
+
+    /// SQLite copies bound text and blobs at once (SQLITE_TRANSIENT).
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    public enum Value {
+        case null
+        case int(Int64)
+        case double(Double)
+        case text(String)
+        case blob([UInt8])
+    }
+
+    public func bind(_ values: [Value]) throws(SQLiteError) {
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
+        for (i, v) in values.enumerated() {
+            let idx = Int32(i + 1)
+            let rc: Int32
+            switch v {
+            case .null: rc = sqlite3_bind_null(stmt, idx)
+            case .int(let x): rc = sqlite3_bind_int64(stmt, idx, x)
+            case .double(let x): rc = sqlite3_bind_double(stmt, idx, x)
+            case .text(let s): rc = sqlite3_bind_text(stmt, idx, s, -1, Statement.transient)
+            case .blob(let b):
+                rc = b.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), Statement.transient) }
+            }
+            if rc != SQLITE_OK { throw db.error(rc, "bind \(sql.prefix(60))") }
+        }
+    }
+
+    /// Executes a statement that returns no rows.
+    public func run(_ values: Value...) throws(SQLiteError) {
+        try bind(values)
+        let rc = sqlite3_step(stmt)
+        sqlite3_reset(stmt)
+        if rc != SQLITE_DONE && rc != SQLITE_ROW { throw db.error(rc, "run \(sql.prefix(60))") }
+    }
+
+    /// Executes a query, calling `row` for each result row.
+    public func query(_ values: [Value], _ row: (Row) throws -> Void) throws {
+        try bind(values)
+        defer { sqlite3_reset(stmt) }
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { return }
+            if rc != SQLITE_ROW { throw db.error(rc, "query \(sql.prefix(60))") }
+            try row(Row(stmt: stmt))
+        }
+    }
+
+    public func query(_ values: Value...) throws -> [Row.Materialized] {
+        var out: [Row.Materialized] = []
+        try query(values) { out.append($0.materialize()) }
+        return out
+    }
+
+    public func scalarInt(_ values: Value...) throws -> Int64? {
+        var v: Int64?
+        try query(values) { row in v = row.isNull(0) ? nil : row.int(0) }
+        return v
+    }
+}
+
+/// A result row; valid only inside the query callback.
+public struct Row {
+    let stmt: OpaquePointer
+
+    public var columnCount: Int { Int(sqlite3_column_count(stmt)) }
+    public func isNull(_ i: Int) -> Bool { sqlite3_column_type(stmt, Int32(i)) == SQLITE_NULL }
+    public func int(_ i: Int) -> Int64 { sqlite3_column_int64(stmt, Int32(i)) }
+    public func double(_ i: Int) -> Double { sqlite3_column_double(stmt, Int32(i)) }
+    public func text(_ i: Int) -> String {
+        guard let p = sqlite3_column_text(stmt, Int32(i)) else { return "" }
+        let n = Int(sqlite3_column_bytes(stmt, Int32(i)))
+        return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+    public func optionalText(_ i: Int) -> String? { isNull(i) ? nil : text(i) }
+    public func blob(_ i: Int) -> [UInt8] {
+        let n = Int(sqlite3_column_bytes(stmt, Int32(i)))
+        guard n > 0, let p = sqlite3_column_blob(stmt, Int32(i)) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+
+    /// A copy that outlives the callback.
+    public struct Materialized: Sendable {
+        public var values: [String?]
+        public var ints: [Int64?]
+        public func text(_ i: Int) -> String { values[i] ?? "" }
+        public func int(_ i: Int) -> Int64 { ints[i] ?? 0 }
+    }
+
+    public func materialize() -> Materialized {
+        var v: [String?] = [], n: [Int64?] = []
+        for i in 0..<columnCount {
+            if isNull(i) { v.append(nil); n.append(nil) }
+            else {
+                let type = sqlite3_column_type(stmt, Int32(i))
+                v.append(text(i))
+                n.append(type == SQLITE_INTEGER ? int(i) : (type == SQLITE_FLOAT ? Int64(double(i)) : nil))
+            }
+        }
+        return Materialized(values: v, ints: n)
+    }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+import VigilDaemon
+import VigilIngest
+import VigilStore
+
+struct Version: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the versions of vigil, libmosquitto and SQLite.")
+
+    func run() async throws {
+        print("vigil \(VigilVersion.current)")
+        print("libmosquitto \(MosquittoClient.libraryVersion)")
+        print("SQLite \(Database.libraryVersion)")
+    }
+}

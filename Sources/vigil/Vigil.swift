@@ -1,0 +1,36 @@
+import ArgumentParser
+import Logging
+import VigilDaemon
+
+@main
+struct Vigil: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vigil",
+        abstract: "Watches the safety sensors of residential communities and dispatches incidents.",
+        subcommands: [Run.self, Check.self, Test.self, Replay.self, Version.self])
+}
+
+/// Options every command that reads the configuration shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "The configuration file (default: /etc/vigil/vigil.yaml, else built-in defaults).")
+    var config: String?
+}
+
+/// Exit with status 1 (a failed check) without a second error message.
+struct CheckFailed: Error {}
+
+extension CheckFailed: CustomStringConvertible { var description: String { "" } }
+
+func printError(_ s: String) {
+    var stderr = StandardError()
+    print(s, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        var bytes = Array(string.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+import Glibc
