@@ -2,35 +2,48 @@
 /// the configuration and rule files write them.
 public enum Units {
     /// Milliseconds, or an error message in the operator's words.
+    /// Also accepts compound forms such as `1m30s` and `2h30m`.
     public static func parseDuration(_ text: String) -> Result<Millis, UnitError> {
-        let t = text
-        var digits = ""
-        var unit = ""
-        for ch in t {
-            if unit.isEmpty, ch.isASCII, ch.isNumber || ch == "." { digits.append(ch) } else { unit.append(ch) }
+        let scalars = Array(text.unicodeScalars)
+        var i = 0
+        var total: Double = 0
+        var parts = 0
+        while i < scalars.count {
+            var digits = ""
+            while i < scalars.count, ("0"..."9").contains(scalars[i]) || scalars[i] == "." {
+                digits.unicodeScalars.append(scalars[i]); i += 1
+            }
+            var unit = ""
+            while i < scalars.count, !("0"..."9").contains(scalars[i]) {
+                unit.unicodeScalars.append(scalars[i]); i += 1
+            }
+            guard !digits.isEmpty, let value = Double(digits) else {
+                return .failure(UnitError("duration '\(text)' — write a number and a unit: 500ms, 30s, 5m, 2h, 1d"))
+            }
+            let factor: Double
+            switch unit {
+            case "ms": factor = 1
+            case "s": factor = 1000
+            case "m": factor = 60_000
+            case "h": factor = 3_600_000
+            case "d": factor = 86_400_000
+            default:
+                let squeezed = text.filter { $0 != " " }
+                if squeezed != text, case .success = parseDuration(squeezed) {
+                    return .failure(UnitError("duration '\(text)' — write \(squeezed)"))
+                }
+                return .failure(UnitError("duration '\(text)' — the unit must be one of ms, s, m, h, d (e.g. 30s)"))
+            }
+            total += value * factor
+            parts += 1
         }
-        guard !digits.isEmpty, let value = Double(digits), value >= 0 else {
+        guard parts > 0 else {
             return .failure(UnitError("duration '\(text)' — write a number and a unit: 500ms, 30s, 5m, 2h, 1d"))
         }
-        let factor: Double
-        switch unit {
-        case "ms": factor = 1
-        case "s": factor = 1000
-        case "m": factor = 60_000
-        case "h": factor = 3_600_000
-        case "d": factor = 86_400_000
-        default:
-            let squeezed = text.filter { $0 != " " }
-            if squeezed != text, case .success = parseDuration(squeezed) {
-                return .failure(UnitError("duration '\(text)' — write \(squeezed)"))
-            }
-            return .failure(UnitError("duration '\(text)' — the unit must be one of ms, s, m, h, d (e.g. 30s)"))
-        }
-        let ms = value * factor
-        guard ms == ms.rounded(), ms < 1e15 else {
+        guard total == total.rounded(), total < 1e15 else {
             return .failure(UnitError("duration '\(text)' — must be a whole number of milliseconds"))
         }
-        return .success(Millis(ms))
+        return .success(Millis(total))
     }
 
     public static func parseSize(_ text: String) -> Result<Int64, UnitError> {

@@ -61,8 +61,8 @@ enum Compiler {
         case .call(let fn, let args, _):
             let evals = try compileAll(args)
             return try compileCall(fn, evals)
-        case .binary(let op, let lhs, let rhs, _):
-            return try compileBinary(op, lhs, rhs)
+        case .binary(let op, let lhs, let rhs, _, let rhsOffset):
+            return try compileBinary(op, lhs, rhs, rhsOffset: rhsOffset)
         }
     }
 
@@ -72,7 +72,7 @@ enum Compiler {
         return out
     }
 
-    static func compileBinary(_ op: BinaryOp, _ lhs: Expr, _ rhs: Expr) throws(ExpressionError) -> Eval {
+    static func compileBinary(_ op: BinaryOp, _ lhs: Expr, _ rhs: Expr, rhsOffset: Int) throws(ExpressionError) -> Eval {
         // `x == null` / `x != null` are definite: true or false, never unknown.
         if op == .eq || op == .ne, lhs.isNullLiteral || rhs.isNullLiteral {
             let other = try compile(lhs.isNullLiteral ? rhs : lhs)
@@ -81,13 +81,13 @@ enum Compiler {
         }
         if op == .matches {
             guard case .literal(.string(let pattern)) = rhs else {
-                throw ExpressionError(offset(of: rhs), "'matches' needs a regular expression written as a string literal")
+                throw ExpressionError(rhsOffset, "'matches' needs a regular expression written as a string literal")
             }
             let box: RegexBox
             do {
                 box = RegexBox(try Regex(pattern).matchingSemantics(.unicodeScalar))
             } catch {
-                throw ExpressionError(offset(of: rhs), "bad regular expression \"\(pattern)\": \(error)")
+                throw ExpressionError(rhsOffset, "bad regular expression \"\(pattern)\": \(error)")
             }
             let a = try compile(lhs)
             return { ctx in
@@ -222,12 +222,6 @@ enum Compiler {
         }
     }
 
-    static func offset(of e: Expr) -> Int {
-        switch e {
-        case .name(_, let o), .binary(_, _, _, let o), .call(_, _, let o): return o
-        default: return 0
-        }
-    }
 }
 
 /// The value semantics of the language: null is unknown and spreads.

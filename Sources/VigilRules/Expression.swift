@@ -7,7 +7,7 @@ indirect enum Expr {
     case list([Expr])
     case not(Expr)
     case negate(Expr)
-    case binary(BinaryOp, Expr, Expr, offset: Int)
+    case binary(BinaryOp, Expr, Expr, offset: Int, rhsOffset: Int)
     case call(Function, [Expr], offset: Int)
 
     var isNullLiteral: Bool { if case .literal(.null) = self { return true } else { return false } }
@@ -92,7 +92,8 @@ struct Parser {
         var lhs = try parseAnd()
         while isOp("||") || isKeyword("or") {
             let t = advance()
-            lhs = .binary(.or, lhs, try parseAnd(), offset: t.offset)
+            let r = peek.offset
+            lhs = .binary(.or, lhs, try parseAnd(), offset: t.offset, rhsOffset: r)
         }
         return lhs
     }
@@ -101,7 +102,8 @@ struct Parser {
         var lhs = try parseNot()
         while isOp("&&") || isKeyword("and") {
             let t = advance()
-            lhs = .binary(.and, lhs, try parseNot(), offset: t.offset)
+            let r = peek.offset
+            lhs = .binary(.and, lhs, try parseNot(), offset: t.offset, rhsOffset: r)
         }
         return lhs
     }
@@ -129,12 +131,13 @@ struct Parser {
         }
         guard let op else { return lhs }
         _ = advance()
+        let rhsOffset = peek.offset
         let rhs = try parseAdditive()
         // Comparisons do not chain: `a < b < c` is almost always a mistake.
         if case .op(let o) = peek.kind, ["==", "!=", "<", "<=", ">", ">="].contains(o) {
             throw ExpressionError(peek.offset, "comparisons do not chain — combine them with &&")
         }
-        return .binary(op, lhs, rhs, offset: t.offset)
+        return .binary(op, lhs, rhs, offset: t.offset, rhsOffset: rhsOffset)
     }
 
     mutating func parseAdditive() throws(ExpressionError) -> Expr {
@@ -142,7 +145,8 @@ struct Parser {
         while isOp("+") || isOp("-") {
             let t = advance()
             guard case .op(let o) = t.kind else { break }
-            lhs = .binary(BinaryOp(rawValue: o)!, lhs, try parseMultiplicative(), offset: t.offset)
+            let r = peek.offset
+            lhs = .binary(BinaryOp(rawValue: o)!, lhs, try parseMultiplicative(), offset: t.offset, rhsOffset: r)
         }
         return lhs
     }
@@ -152,7 +156,8 @@ struct Parser {
         while isOp("*") || isOp("/") || isOp("%") {
             let t = advance()
             guard case .op(let o) = t.kind else { break }
-            lhs = .binary(BinaryOp(rawValue: o)!, lhs, try parseUnary(), offset: t.offset)
+            let r = peek.offset
+            lhs = .binary(BinaryOp(rawValue: o)!, lhs, try parseUnary(), offset: t.offset, rhsOffset: r)
         }
         return lhs
     }

@@ -1,0 +1,133 @@
+import Testing
+@testable import VigilCore
+
+@Suite struct JSONParserTests {
+    @Test func parsesScalarsAndNesting() throws {
+        let v = try JSONParser.parse(#"{"a":1,"b":[true,false,null],"c":{"d":"x"},"e":-0.5,"f":1e3}"#)
+        #expect(v["a"] == 1)
+        #expect(v["b"][0] == true)
+        #expect(v["b"][2] == .null)
+        #expect(v["c"]["d"] == "x")
+        #expect(v["e"] == .number(-0.5))
+        #expect(v["f"] == .number(1000))
+    }
+
+    @Test func keepsMemberOrderAndLastDuplicate() throws {
+        let v = try JSONParser.parse(#"{"z":1,"a":2,"z":3}"#)
+        #expect(v.objectValue?.keys == ["z", "a"])
+        #expect(v["z"] == 3)
+        #expect(v.description == #"{"z":3,"a":2}"#)
+    }
+
+    @Test func decodesEscapesAndSurrogates() throws {
+        let v = try JSONParser.parse(#"["a\"b\\c\n", "\u00e9\u4e2d", "\ud83d\ude00"]"#)
+        #expect(v[0] == "a\"b\\c\n")
+        #expect(v[1] == "é中")
+        #expect(v[2] == "😀")
+    }
+
+    @Test(arguments: [
+        "", "{", "{\"a\"}", "{\"a\":}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"abc", "{\"a\":1} x",
+        "\"\\x\"", "\"\\ud800\"", "[1 2]", "{'a':1}", "nul", "\"a\u{01}\"",
+    ])
+    func rejectsInvalidJSON(_ text: String) {
+        #expect(throws: JSONError.self) { try JSONParser.parse(text) }
+    }
+
+    @Test func rejectsInvalidUTF8WithOffset() {
+        let bytes: [UInt8] = Array(#"{"a":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)
+        #expect(throws: JSONError.invalidUTF8(offset: 6)) { try JSONParser.parse(bytes) }
+        #expect(!UTF8Validation.isValid([0xED, 0xA0, 0x80]))  // a surrogate
+        #expect(!UTF8Validation.isValid([0xC0, 0xAF]))        // overlong
+        #expect(!UTF8Validation.isValid([0xF4, 0x90, 0x80, 0x80]))  // above U+10FFFF
+        #expect(!UTF8Validation.isValid([0xE4, 0xB8]))        // truncated
+        #expect(UTF8Validation.isValid(Array("君正长河华府 😀 plain ascii text longer than eight".utf8)))
+    }
+
+    @Test func enforcesDepth() throws {
+        let deep = String(repeating: "[", count: 33) + String(repeating: "]", count: 33)
+        #expect(throws: JSONError.tooDeep(limit: 32)) { try JSONParser.parse(deep, maxDepth: 32) }
+        let ok = String(repeating: "[", count: 32) + String(repeating: "]", count: 32)
+        #expect(throws: Never.self) { try JSONParser.parse(ok, maxDepth: 32) }
+    }
+
+    @Test func numbersRoundTripInShortestForm() throws {
+        for (text, out) in [("71", "71"), ("70.5", "70.5"), ("0.1", "0.1"), ("-3", "-3"), ("1e-7", "1e-07"),
+                            ("123456789012345678", "1.2345678901234568e+17"), ("0", "0"), ("-0", "0"), ("2.50", "2.5")] {
+            let v = try JSONParser.parse(text)
+            #expect(v.description == out, "\(text)")
+        }
+        // Exact decimal parsing: the fast path and strtod agree.
+        #expect(try JSONParser.parse("0.3") == .number(0.3))
+        #expect(try JSONParser.parse("123.456") == .number(123.456))
+        #expect(try JSONParser.parse("1.7976931348623157e308") == .number(1.7976931348623157e308))
+    }
+
+    @Test func writerEscapesControlCharacters() {
+        #expect(JSONWriter.encode(.string("a\u{01}\t\"")) == #""a\u0001\t\"""#)
+    }
+
+    @Test func stringEqualityIsByCodePoints() {
+        // "é" precomposed and decomposed are canonically equivalent but not the same code points.
+        #expect(JSONValue.string("\u{E9}") != JSONValue.string("e\u{301}"))
+    }
+}
+
+@Suite struct TimeAndUnitsTests {
+    @Test func formatsAndParsesRFC3339() {
+        #expect(Time.format(0) == "1970-01-01T00:00:00.000Z")
+        #expect(Time.format(1_795_852_800_000) == "2026-11-28T08:00:00.000Z")
+        #expect(Time.parse("2026-11-28T08:00:00Z") == 1_795_852_800_000)
+        #expect(Time.parse("2026-11-28T08:00:00.250Z") == 1_795_852_800_250)
+        #expect(Time.parse("2026-11-28T16:00:00+08:00") == 1_795_852_800_000)
+        #expect(Time.parse("2024-02-29T00:00:00Z") != nil)
+        #expect(Time.parse("2026-02-29T00:00:00Z") == nil)
+        #expect(Time.parse("2026-11-28") == nil)
+        #expect(Time.parse("yesterday") == nil)
+        #expect(Time.format(-1) == "1969-12-31T23:59:59.999Z")
+    }
+
+    @Test func parsesDurations() {
+        func d(_ s: String) -> Millis? { if case .success(let v) = Units.parseDuration(s) { return v } else { return nil } }
+        #expect(d("500ms") == 500)
+        #expect(d("30s") == 30_000)
+        #expect(d("5m") == 300_000)
+        #expect(d("2h") == 7_200_000)
+        #expect(d("1d") == 86_400_000)
+        #expect(d("1.5s") == 1500)
+        #expect(d("0s") == 0)
+        #expect(d("30") == nil)
+        #expect(d("30 s") == nil)
+        #expect(d("-1s") == nil)
+        #expect(d("5min") == nil)
+        #expect(d("1m30s") == 90_000)
+        #expect(d("2h30m") == 9_000_000)
+        #expect(d("s") == nil)
+        if case .failure(let e) = Units.parseDuration("30 s") { #expect(e.description.contains("write 30s")) }
+        #expect(Units.formatDuration(90_000) == "1m30s")
+        #expect(Units.formatDuration(86_400_000) == "1d")
+    }
+
+    @Test func parsesSizes() throws {
+        #expect(try Units.parseSize("64KiB").get() == 65_536)
+        #expect(try Units.parseSize("10MiB").get() == 10_485_760)
+        #expect(try Units.parseSize("1GiB").get() == 1_073_741_824)
+        #expect((try? Units.parseSize("ten").get()) == nil)
+    }
+
+    @Test func sha256KnownAnswers() {
+        #expect(SHA256Digest.hex(SHA256Digest.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256Digest.hex(SHA256Digest.hash([])) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let long = Array(String(repeating: "a", count: 1000).utf8)
+        #expect(SHA256Digest.hex(SHA256Digest.hash(long)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+
+    @Test func base64RoundTrip() {
+        for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
+            let b = Base64.encode(Array(s.utf8))
+            #expect(Base64.decode(b) == Array(s.utf8))
+        }
+        #expect(Base64.encode(Array("foobar".utf8)) == "Zm9vYmFy")
+        #expect(Base64.decode("!!") == nil)
+    }
+}

@@ -1,0 +1,124 @@
+import Testing
+@testable import VigilCore
+
+@Suite struct ChannelRegistryTests {
+    let feeds: Set<String> = ["smart_gate", "fire_alarm", "charging_pile"]
+
+    @Test func parsesColumnsAndChinese() {
+        let text = "channel,feed,community,location\ncp-0001,charging_pile,C001,\"君正长河华府, B3 bike shed\"\nsg-0001,smart_gate,C002,云泉公馆 North gate\n"
+        let (reg, diags) = ChannelRegistry.parse(text, path: "c.csv", knownFeeds: feeds)
+        #expect(diags.isEmpty)
+        #expect(reg.count == 2)
+        let cp = reg[reg.lookup("cp-0001")!]
+        #expect(cp.feed == "charging_pile")
+        #expect(cp.info["location"] == "君正长河华府, B3 bike shed")
+        #expect(cp.info.keys == ["community", "location"])
+    }
+
+    @Test func reportsDuplicatesAndUnknownFeedsWithLines() {
+        let text = "channel,feed\na,fire_alarm\nb,lift\na,fire_alarm\nc\n"
+        let (reg, diags) = ChannelRegistry.parse(text, path: "c.csv", knownFeeds: feeds)
+        #expect(reg.count == 1)
+        #expect(diags.map(\.description) == [
+            "c.csv:3:3: error: unknown feed 'lift' for channel 'b' — known feeds: charging_pile, fire_alarm, smart_gate",
+            "c.csv:4:1: error: duplicate channel 'a' (first on line 2)",
+            "c.csv:5:1: error: this row has 1 fields, the header has 2",
+        ])
+    }
+
+    @Test func needsChannelAndFeedColumns() {
+        let (_, diags) = ChannelRegistry.parse("id,feed\nx,fire_alarm\n", path: "c.csv", knownFeeds: nil)
+        #expect(diags.first?.description.hasPrefix("c.csv:1:1: error: the header has no 'channel' column") == true)
+    }
+
+    @Test func shippedRegistryMatchesTheDeployment() throws {
+        let path = #filePath.replacingOccurrences(of: "Tests/VigilCoreTests/RegistryAndTopicTests.swift", with: "fixtures/channels.csv")
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let all: Set<String> = ["smart_gate", "fire_alarm", "charging_pile", "elevator_ebike", "falling_object"]
+        let (reg, diags) = ChannelRegistry.parse(text, path: path, knownFeeds: all)
+        #expect(diags.isEmpty)
+        #expect(reg.count >= 1300)
+        let communities = Set(reg.channels.compactMap { $0.info["community"]?.stringValue })
+        #expect(communities.count >= 101)
+        #expect(Set(reg.channels.map(\.feed)) == all)
+        #expect(reg.channels.filter { $0.feed == "smart_gate" }.count == 134)
+    }
+}
+
+@Suite struct TopicPatternTests {
+    @Test func matchesCapturesAndWildcards() throws {
+        let p = try TopicPattern("estate/{community}/+/{channel}/#")
+        #expect(p.filter == "estate/+/+/+/#")
+        let m = p.match("estate/C001/fire_alarm/fa-1/event/x".split(separator: "/", omittingEmptySubsequences: false))
+        #expect(m?.map(\.value) == ["C001", "fa-1"])
+        #expect(p.match("estate/C001/fire_alarm".split(separator: "/")) == nil)
+        let q = try TopicPattern("a/{x}/b")
+        #expect(q.match("a/1/b/c".split(separator: "/")) == nil)
+        #expect(q.match(["a", "", "b"]) == nil)
+    }
+
+    @Test func rejectsBadPatterns() {
+        #expect(throws: UnitError.self) { try TopicPattern("a/#/b") }
+        #expect(throws: UnitError.self) { try TopicPattern("a/x+/b") }
+        #expect(throws: UnitError.self) { try TopicPattern("a/{x}/{x}") }
+        #expect(throws: UnitError.self) { try TopicPattern("") }
+    }
+}
+
+@Suite struct ReadingDecoderTests {
+    func decoder(reject: Bool = false) -> ReadingDecoder {
+        let subs = [
+            Subscription(pattern: try! TopicPattern("estate/{community}/fire_alarm/{channel}/event"), feed: .literal("fire_alarm")),
+            Subscription(pattern: try! TopicPattern("estate/{community}/{feed}/{channel}/status"), feed: .capture("feed")),
+        ]
+        let (reg, _) = ChannelRegistry.parse("channel,feed\nfa-1,fire_alarm\n", path: "r", knownFeeds: nil)
+        return ReadingDecoder(subscriptions: subs, registry: reg, unknownChannels: reject ? .reject : .accept,
+                              limits: .init(maxPayload: 64, maxDepth: 3))
+    }
+
+    func reason(_ topic: String, _ payload: [UInt8], reject: Bool = false) -> DeadLetterReason? {
+        if case .failure(let d) = decoder(reject: reject).decode(topic: topic, payload: payload, at: 0) { return d.reason }
+        return nil
+    }
+
+    @Test func decodesAReading() throws {
+        let r = try decoder().decode(topic: "estate/C1/fire_alarm/fa-1/event", payload: Array(#"{"event":"alarm"}"#.utf8), at: 5).get()
+        #expect(r.feed == "fire_alarm")
+        #expect(r.channel == "fa-1")
+        #expect(r.channelIndex == 0)
+        #expect(r.capture("community") == "C1")
+        #expect(r.payload["event"] == "alarm")
+        #expect(r.receivedAt == 5)
+        let s = try decoder().decode(topic: "estate/C1/fire_alarm/fa-1/status", payload: Array(#"{"status":"online"}"#.utf8), at: 5).get()
+        #expect(s.feed == "fire_alarm")
+    }
+
+    @Test func everyMalformedKindHasItsReason() {
+        let t = "estate/C1/fire_alarm/fa-1/event"
+        #expect(reason(t, [0xFF, 0x7B]) == .invalidUTF8)
+        #expect(reason(t, Array("{nope".utf8)) == .invalidJSON)
+        #expect(reason(t, Array("[1,2]".utf8)) == .notObject)
+        #expect(reason(t, Array("42".utf8)) == .notObject)
+        #expect(reason(t, Array(("{\"a\":\"" + String(repeating: "x", count: 80) + "\"}").utf8)) == .tooLarge)
+        #expect(reason(t, Array(#"{"a":{"b":{"c":{}}}}"#.utf8)) == .tooDeep)
+        #expect(reason("other/topic", Array("{}".utf8)) == .noSubscription)
+        #expect(reason("estate/C1/fire_alarm/fa-9/event", Array("{}".utf8), reject: true) == .unknownChannel)
+        #expect(reason("estate/C1/fire_alarm/fa-9/event", Array("{}".utf8), reject: false) == nil)
+        #expect(reason("estate/C1/lift/fa-1/status", Array("{}".utf8)) == .unknownFeed)
+    }
+
+    @Test func recordsParseAllThreePayloadForms() throws {
+        func parse(_ s: String) -> Result<RecordedMessage, UnitError> {
+            var t = s
+            return t.withUTF8 { RecordedMessage.parse(line: $0, maxDepth: 32) }
+        }
+        let a = try parse(#"{"ts":1795852800000,"topic":"t","payload":{"x":1}}"#).get()
+        #expect(a.ts == 1_795_852_800_000)
+        let b = try parse(#"{"ts":"2026-11-28T08:00:00.000Z","topic":"t","payload_text":"{oops"}"#).get()
+        if case .bytes(let bytes) = b.payload { #expect(bytes == Array("{oops".utf8)) } else { Issue.record("expected bytes") }
+        let c = try parse(#"{"topic":"t","payload_base64":"/w==","ts":0}"#).get()
+        if case .bytes(let bytes) = c.payload { #expect(bytes == [0xFF]) } else { Issue.record("expected bytes") }
+        #expect((try? parse(#"{"topic":"t","payload":{}}"#).get()) == nil)
+        #expect((try? parse(#"{"ts":"soon","topic":"t","payload":{}}"#).get()) == nil)
+    }
+}
