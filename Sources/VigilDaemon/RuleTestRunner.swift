@@ -148,7 +148,8 @@ public struct RuleTestRunner {
         report += t.expect.isEmpty ? "    (no events)\n" : t.expect.map { "    - " + render($0.0, start: t.start, fields: nil) + "\n" }.joined()
         report += "    +++ actual\n"
         let shownFields = Set(["at", "type", "rule", "channel", "severity", "count"]).union(t.expect.flatMap { $0.0.keys })
-        report += actual.isEmpty ? "    (no events)\n" : actual.map { "    + " + render($0, start: t.start, fields: shownFields) + "\n" }.joined()
+        report += actual.isEmpty ? "    (no events)\n" : actual.prefix(30).map { "    + " + render($0, start: t.start, fields: shownFields) + "\n" }.joined()
+        if actual.count > 30 { report += "    … and \(actual.count - 30) more\n" }
         return Outcome(name: t.name, passed: false, report: String(report.dropLast()))
     }
 
@@ -181,7 +182,11 @@ public struct RuleTestRunner {
 
     static func render(_ o: JSONObject, start: Millis, fields: Set<String>?) -> String {
         var parts: [String] = []
-        for (k, v) in o.members where fields?.contains(k) ?? true {
+        // Actual events read in the order expectations are usually written.
+        let leading = ["at", "type", "rule", "channel", "severity", "count"]
+        let keys = fields == nil ? o.keys : leading.filter { o[$0] != nil } + o.keys.filter { !leading.contains($0) }
+        for k in keys where fields?.contains(k) ?? true {
+            let v = o[k] ?? .null
             if timeFields.contains(k), case .string(let s) = v, let t = Time.parse(s), fields != nil {
                 parts.append("\(k): \(Units.formatDuration(t - start))")
             } else if case .string(let s) = v {

@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+import VigilCore
+import VigilDaemon
+@testable import VigilRules
+
+let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/RunnerAndReplayTests.swift", with: "")
+
+@Suite struct RuleTestRunnerTests {
+    @Test func theShippedRuleTestsPass() throws {
+        let files = FileGlob.expand([repoRoot + "/config/tests/*.yaml"])
+        #expect(files.count >= 5)
+        var total = 0
+        for f in files {
+            let (outcomes, diags) = RuleTestRunner.run(file: f)
+            #expect(diags.isEmpty, "\(f): \(diags)")
+            for o in outcomes { #expect(o.passed, "\(f): \(o.name)\n\(o.report)") }
+            total += outcomes.count
+        }
+        #expect(total >= 15)
+    }
+
+    @Test func aWrongExpectationFailsWithADiff() {
+        let dir = TempDir()
+        dir.write("rules.yaml", "rules:\n  - { name: hot, feed: charging_pile, when: t > 50, for: 30s, severity: critical }\n")
+        let file = dir.write("t.yaml", """
+        rule_files: [rules.yaml]
+        tests:
+          - name: wrong severity and time
+            input:
+              - { at: 0s, topic: estate/C1/charging_pile/cp-1/telemetry, payload: { t: 60 } }
+            until: 1m
+            expect:
+              - { at: 20s, type: incident.opened, severity: major }
+          - name: right
+            input:
+              - { at: 0s, topic: estate/C1/charging_pile/cp-1/telemetry, payload: { t: 60 } }
+            until: 1m
+            expect:
+              - { at: 30s, type: incident.opened, rule: hot, severity: critical, key: { channel: cp-1 } }
+        """)
+        let (outcomes, diags) = RuleTestRunner.run(file: file)
+        #expect(diags.isEmpty)
+        #expect(outcomes.map(\.passed) == [false, true])
+        let report = outcomes[0].report
+        #expect(report.contains("event 1 (line 8): at: expected \"20s\", got 30s"))
+        #expect(report.contains("severity: expected \"major\", got \"critical\""))
+        #expect(report.contains("--- expected"))
+        #expect(report.contains("+ {at: 30s, type: incident.opened"))
+    }
+
+    @Test func errorsInATestFileHavePositions() {
+        let dir = TempDir()
+        let file = dir.write("t.yaml", "rule_files: [nothing.yaml]\ntests:\n  - name: x\n    input:\n      - { at: soon, topic: a }\n")
+        let (_, diags) = RuleTestRunner.run(file: file)
+        #expect(diags.contains { $0.location.line == 1 && $0.message.contains("rule_files match no file") })
+        #expect(diags.contains { $0.location.line == 5 && $0.message.contains("at: duration 'soon'") })
+    }
+}
+
+@Suite struct ReplayTests {
+    /// A recorded stream over the shipped registry: telemetry, gate events,
+    /// alarms, malformed messages; deterministic.
+    static func recording(lines: Int) -> String {
+        var out = ""
+        var rng = FuzzTests.RNG(state: 99)
+        let t0 = Time.parse("2026-11-28T08:00:00Z")!
+        for i in 0..<lines {
+            let ts = t0 + Millis(i) * 50
+            let k = Int.random(in: 1...400, using: &rng)
+            switch i % 7 {
+            case 0: out += #"{"ts":\#(ts),"topic":"estate/C001/fire_alarm/fa-\#(String(format: "%04d", k % 280 + 1))/event","payload":{"event":"\#(k % 50 == 0 ? "alarm" : "heartbeat")"}}"# + "\n"
+            case 1: out += #"{"ts":\#(ts),"topic":"estate/C017/smart_gate/sg-\#(String(format: "%04d", k % 134 + 1))/event","payload":{"event":"access","result":"\#(k % 3 == 0 ? "denied" : "granted")"}}"# + "\n"
+            case 2: out += #"{"ts":\#(ts),"topic":"estate/C017/smart_gate/sg-0001/event","payload_text":"not json"}"# + "\n"
+            default: out += #"{"ts":\#(ts),"topic":"estate/C001/charging_pile/cp-\#(String(format: "%04d", k % 420 + 1))/telemetry","payload":{"temperature_c":\#(40 + k % 35),"current_a":\#(k % 40)}}"# + "\n"
+            }
+        }
+        return out
+    }
+
+    func replay(_ text: String, until: Replayer.Until?) throws -> (String, Replayer.Stats) {
+        let dir = TempDir()
+        let input = dir.write("in.jsonl", text)
+        let (setup, diags) = Setup.load(configPath: repoRoot + "/config/vigil.yaml")
+        guard let setup else { throw Diagnostics(diags) }
+        var r = Replayer(setup: setup)
+        let fd = open(input, O_RDONLY)
+        defer { close(fd) }
+        var out = ""
+        let stats = try r.run(inputFD: fd, until: until) { out += $0.jsonLine() + "\n" }
+        return (out, stats)
+    }
+
+    @Test func sameInputGivesByteIdenticalOutput() throws {
+        let text = ReplayTests.recording(lines: 20_000)
+        let (a, stats) = try replay(text, until: .after(3_600_000))
+        let (b, _) = try replay(text, until: .after(3_600_000))
+        #expect(a == b)
+        #expect(stats.records == 20_000)
+        #expect(stats.deadLetters[.invalidJSON] == (0..<20_000).filter { $0 % 7 == 2 }.count)
+        #expect(stats.events > 100)
+        #expect(a.contains("\"rule\":\"fire_alarm_active\""))
+        #expect(a.contains("\"rule\":\"charging_pile_overheat\""))
+        #expect(a.contains("\"rule\":\"channel_silent\""))  // --until lets the silence timers fire
+    }
+
+    @Test func outOfOrderRecordsAreAnErrorWithTheLine() throws {
+        let text = """
+        {"ts":2000,"topic":"a","payload":{}}
+        {"ts":1000,"topic":"a","payload":{}}
+        """
+        #expect { try replay(text, until: nil) } throws: { error in
+            "\(error)".hasPrefix("2: error: ts 1970-01-01T00:00:01.000Z is before")
+        }
+    }
+}
