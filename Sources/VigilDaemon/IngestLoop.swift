@@ -18,6 +18,7 @@ public final class IngestStatus: Sendable {
         var events = 0
         var openIncidents = 0
         var backpressured = false
+    var pendingSubscriptions = Set<Int32>()
         var lastLoopAt: Millis = 0
         var lagMs: Millis = 0
         var ready = false
@@ -63,6 +64,7 @@ final class IngestLoop {
     var lastStats: Millis = 0
     var statsBase = (received: 0, readings: 0, at: Millis(0))
     var backpressured = false
+    var pendingSubscriptions = Set<Int32>()
 
     init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag) {
         self.setup = setup
@@ -176,7 +178,7 @@ final class IngestLoop {
                     for sub in config.subscriptions {
                         var filter = sub.pattern.filter
                         if let g = config.broker.sharedGroup { filter = "$share/\(g)/\(filter)" }
-                        do { _ = try client.subscribe(filter, qos: Int32(config.broker.qos)) } catch {
+                        do { pendingSubscriptions.insert(try client.subscribe(filter, qos: Int32(config.broker.qos))) } catch {
                             logger.error("subscribe failed", metadata: ["topic": .string(filter), "error": .string(error.description)])
                         }
                     }
@@ -188,10 +190,16 @@ final class IngestLoop {
                 if !stop.isSet {
                     logger.warning("broker disconnected", metadata: ["broker": .string(config.broker.url), "code": .stringConvertible(code)])
                 }
-            case .subscribed(_, let granted):
-                let failed = granted.filter { $0 >= 0x80 }.count
-                if failed > 0 { logger.error("subscription refused by the broker", metadata: ["count": .stringConvertible(failed)]) }
-                else { logger.debug("subscribed", metadata: ["granted_qos": .string(granted.map(String.init).joined(separator: ","))]) }
+            case .subscribed(let mid, let granted):
+                if granted.contains(where: { $0 >= 0x80 }) {
+                    logger.error("subscription refused by the broker", metadata: ["mid": .stringConvertible(mid)])
+                }
+                if pendingSubscriptions.remove(mid) != nil, pendingSubscriptions.isEmpty {
+                    logger.notice("subscriptions active", metadata: [
+                        "count": .stringConvertible(config.subscriptions.count), "qos": .stringConvertible(config.broker.qos),
+                        "shared_group": .string(config.broker.sharedGroup ?? "none"),
+                    ])
+                }
             case .published:
                 break
             }

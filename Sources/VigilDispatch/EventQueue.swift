@@ -134,7 +134,13 @@ public final class SinkCursor {
         markDelivered = try db.prepare("UPDATE deliveries SET state = 1, attempts = attempts + 1, updated_at = ?3, last_error = NULL WHERE sink = ?1 AND seq = ?2")
         markRetry = try db.prepare("UPDATE deliveries SET attempts = attempts + 1, next_at = ?3, last_error = ?4, updated_at = ?5 WHERE sink = ?1 AND seq = ?2")
         markDead = try db.prepare("UPDATE deliveries SET state = 2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE sink = ?1 AND seq = ?2")
-        nextDue = try db.prepare("SELECT min(next_at) FROM deliveries WHERE sink = ?1 AND state = 0")
+        // Only an incident's first waiting event can be due: the others wait behind it.
+        nextDue = try db.prepare("""
+            SELECT min(d.next_at) FROM deliveries d
+            WHERE d.sink = ?1 AND d.state = 0
+              AND NOT EXISTS (SELECT 1 FROM deliveries p
+                              WHERE p.sink = ?1 AND p.state = 0 AND p.incident_id = d.incident_id AND p.seq < d.seq)
+            """)
     }
 
     public func nextBatch(now: Millis, limit: Int) throws -> [EventQueue.Pending] {

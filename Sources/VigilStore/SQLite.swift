@@ -66,6 +66,7 @@ public final class Database {
     }
 
     /// Runs `body` in one transaction (BEGIN IMMEDIATE … COMMIT), rolling back on error.
+    @discardableResult
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         try execute("BEGIN IMMEDIATE")
         do {

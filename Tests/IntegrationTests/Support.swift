@@ -1,0 +1,196 @@
+import Foundation
+import Testing
+
+/// A real mosquitto for the tests: the one `.ci/run` started (VIGIL_TEST_BROKER=host:port),
+/// or a private one started here on a free port and stopped by its PID.
+final class TestBroker: @unchecked Sendable {
+    // @unchecked: immutable after init; `process` is only touched in init and deinit.
+    let host: String
+    let port: Int
+    let process: Process?
+    let dir: String?
+
+    init() throws {
+        if let env = ProcessInfo.processInfo.environment["VIGIL_TEST_BROKER"], let colon = env.lastIndex(of: ":"),
+           let p = Int(env[env.index(after: colon)...]) {
+            host = String(env[..<colon]); port = p; process = nil; dir = nil
+            return
+        }
+        host = "127.0.0.1"
+        port = try freePort()
+        let d = NSTemporaryDirectory() + "vigil-broker-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        try "listener \(port) 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
+            .write(toFile: d + "/mosquitto.conf", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
+        p.arguments = ["-c", d + "/mosquitto.conf"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        process = p
+        dir = d
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if (try? publish(topic: "vigil/ping", payload: "x", qos: 0)) != nil { return }
+            usleep(50_000)
+        }
+        throw TestFailure("mosquitto did not start on port \(port)")
+    }
+
+    deinit {
+        // SIGKILL: a child of the test runner may inherit a blocked SIGTERM, and a test broker has nothing to save.
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        if let dir { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    var url: String { "mqtt://\(host):\(port)" }
+
+    /// Publishes one message with mosquitto_pub and waits for it to be sent.
+    func publish(topic: String, payload: String, qos: Int = 1) throws {
+        try publish(topic: topic, bytes: Array(payload.utf8), qos: qos)
+    }
+
+    func publish(topic: String, bytes: [UInt8], qos: Int = 1) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
+        p.arguments = ["-h", host, "-p", String(port), "-q", String(qos), "-t", topic, "-s"]
+        let input = Pipe()
+        p.standardInput = input
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        input.fileHandleForWriting.write(Data(bytes))
+        try input.fileHandleForWriting.close()
+        p.waitUntilExit()
+        if p.terminationStatus != 0 { throw TestFailure("mosquitto_pub exited \(p.terminationStatus)") }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok else { throw TestFailure("no free port") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+let repoRoot = #filePath.replacingOccurrences(of: "/Tests/IntegrationTests/Support.swift", with: "")
+
+/// The `vigil` binary built next to the test bundle.
+func vigilBinary() -> String {
+    if let p = ProcessInfo.processInfo.environment["VIGIL_BINARY"] { return p }
+    let bundle = Bundle.main.bundlePath
+    var dir = (bundle as NSString).deletingLastPathComponent
+    if !FileManager.default.fileExists(atPath: dir + "/vigil") {
+        // Under `swift test` the main bundle is the xctest runner: look beside the test bundle instead.
+        for candidate in [repoRoot + "/.build/debug", repoRoot + "/.build/release"] where FileManager.default.fileExists(atPath: candidate + "/vigil") {
+            dir = candidate
+            break
+        }
+    }
+    return dir + "/vigil"
+}
+
+/// A `vigil run` child process with its log stream captured to a file.
+final class VigilProcess {
+    let process = Process()
+    let logPath: String
+
+    init(config: String?, workDir: String, environment: [String: String] = [:]) throws {
+        logPath = workDir + "/vigil.log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: vigilBinary())
+        process.arguments = config.map { ["run", "--config", $0] } ?? ["run"]
+        process.currentDirectoryURL = URL(fileURLWithPath: workDir)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "JOURNAL_STREAM")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Waits until the log holds `text`.
+    func waitForLog(_ text: String, timeout: TimeInterval = 10) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if log.contains(text) { return }
+            if !process.isRunning { throw TestFailure("vigil exited (\(process.terminationStatus)) before logging '\(text)':\n\(log)") }
+            usleep(20_000)
+        }
+        throw TestFailure("no '\(text)' in the log after \(timeout)s:\n\(log)")
+    }
+
+    /// SIGTERM, then the exit status and how long the stop took.
+    func stop() -> (Int32, TimeInterval) {
+        let start = Date()
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        return (process.terminationStatus, Date().timeIntervalSince(start))
+    }
+}
+
+/// A config for one test: its own topic prefix, client id and state directory.
+func writeConfig(dir: String, broker: TestBroker, prefix: String, extra: String = "") throws -> String {
+    let text = """
+    broker:
+      url: \(broker.url)
+      client_id: vigil-\(prefix)
+      keepalive: 10s
+      reconnect: { initial: 200ms, max: 2s }
+    subscriptions:
+      - { topic: "\(prefix)/estate/{community}/smart_gate/{channel}/event", feed: smart_gate }
+      - { topic: "\(prefix)/estate/{community}/fire_alarm/{channel}/event", feed: fire_alarm }
+      - { topic: "\(prefix)/estate/{community}/elevator_ebike/{channel}/event", feed: elevator_ebike }
+      - { topic: "\(prefix)/estate/{community}/charging_pile/{channel}/telemetry", feed: charging_pile }
+      - { topic: "\(prefix)/estate/{community}/falling_object/{channel}/event", feed: falling_object }
+      - { topic: "\(prefix)/estate/{community}/{feed}/{channel}/status", feed: "{feed}" }
+    channels: \(repoRoot)/fixtures/channels.csv
+    rules: ["\(repoRoot)/config/rules.d/[1-5]*.yaml"]
+    state_dir: \(dir)/state
+    http: { listen: null }
+    dispatch:
+      sinks:
+        - { name: log, type: log }
+        - { name: file, type: file, path: \(dir)/incidents.jsonl }
+    \(extra)
+    """
+    let path = dir + "/vigil.yaml"
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+func makeWorkDir() throws -> String {
+    let d = NSTemporaryDirectory() + "vigil-it-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
+func readLines(_ path: String) -> [String] {
+    ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+}
