@@ -122,6 +122,7 @@ struct IngestService: Service {
                 thread.start()
             }
         } onGracefulShutdown: {
+            SystemdNotifier().notify("STOPPING=1\nSTATUS=stopping: finishing in-flight work")
             stop.set()
         }
     }

@@ -55,6 +55,8 @@ final class IngestLoop {
     let status: IngestStatus
     let stop: StopFlag
     let password: String?
+    let notifier = SystemdNotifier()
+    var lastStatus: Millis = 0
 
     var engine: RuleEngine
     let decoder: ReadingDecoder
@@ -95,6 +97,7 @@ final class IngestLoop {
         statsBase.at = startAt
         lastStats = startAt
         status.values.withLock { $0.ready = true }
+        notifier.notify("READY=1\nSTATUS=started, connecting to \(config.broker.url)")
         loop()
         // Stopping: commit what is in hand, then let the PUBACKs go.
         processBatch([], now: Time.now())
@@ -267,6 +270,12 @@ final class IngestLoop {
     func periodic(_ now: Millis) {
         if let n = deadLetterLog.flush(now: now) {
             logger.warning("dead letters suppressed", metadata: ["suppressed": .stringConvertible(n)])
+        }
+        if notifier.isActive, now - lastStatus >= 5000 {
+            lastStatus = now
+            let (received, open) = status.values.withLock { ($0.received, $0.openIncidents) }
+            let state = status.connected ? "connected" : "disconnected"
+            notifier.notify("STATUS=\(state) to \(config.broker.url); \(received) messages; \(open) open incidents; queue \(gauge.pending)\(backpressured ? " (backpressure)" : "")")
         }
         guard now - lastStats >= config.statsInterval else { return }
         lastStats = now
