@@ -27,6 +27,8 @@ public struct JSONParser: ~Copyable {
     @usableFromInline let end: Int
     @usableFromInline var pos: Int = 0
     let maxDepth: Int
+    /// The deepest nesting seen so far (`{}` is 1).
+    var deepest = 0
 
     init(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         // An empty buffer has no base address; point at a static byte instead.
@@ -102,6 +104,7 @@ public struct JSONParser: ~Copyable {
 
     mutating func parseObject(depth: Int) throws(JSONError) -> JSONObject {
         if depth > maxDepth { throw .tooDeep(limit: maxDepth) }
+        if depth > deepest { deepest = depth }
         pos += 1
         var obj = JSONObject()
         skipWhitespace()
@@ -129,6 +132,7 @@ public struct JSONParser: ~Copyable {
 
     mutating func parseArray(depth: Int) throws(JSONError) -> JSONValue {
         if depth > maxDepth { throw .tooDeep(limit: maxDepth) }
+        if depth > deepest { deepest = depth }
         pos += 1
         var items: [JSONValue] = []
         skipWhitespace()

@@ -49,7 +49,7 @@ extension JSONValue: Equatable {
         case (.null, .null): return true
         case (.bool(let a), .bool(let b)): return a == b
         case (.number(let a), .number(let b)): return a == b
-        case (.string(let a), .string(let b)): return a.utf8.elementsEqual(b.utf8)
+        case (.string(let a), .string(let b)): return a.sameCodePoints(b)
         case (.array(let a), .array(let b)): return a == b
         case (.object(let a), .object(let b)): return a == b
         default: return false
@@ -77,11 +77,11 @@ public struct JSONObject: Sendable, Equatable {
 
     public subscript(key: String) -> JSONValue? {
         get {
-            for i in keys.indices where keys[i].utf8.elementsEqual(key.utf8) { return values[i] }
+            for i in keys.indices where keys[i].sameCodePoints(key) { return values[i] }
             return nil
         }
         set {
-            for i in keys.indices where keys[i].utf8.elementsEqual(key.utf8) {
+            for i in keys.indices where keys[i].sameCodePoints(key) {
                 if let newValue { values[i] = newValue } else { keys.remove(at: i); values.remove(at: i) }
                 return
             }
@@ -115,4 +115,22 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     public init(nilLiteral: ()) { self = .null }
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
     public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(JSONObject(elements)) }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension String {
+    /// Equality of Unicode code points (UTF-8 bytes), without the canonical
+    /// equivalence Swift's `==` applies.
+    @inline(__always)
+    public func sameCodePoints(_ other: String) -> Bool {
+        var a = self, b = other
+        return a.withUTF8 { pa in
+            b.withUTF8 { pb in
+                pa.count == pb.count && (pa.count == 0 || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0)
+            }
+        }
+    }
 }

@@ -17,6 +17,11 @@ public struct ReadingDecoder: Sendable {
     public let registry: ChannelRegistry
     public let unknownChannels: UnknownChannels
     public let limits: Limits
+    /// Where recent topics went: a fleet of devices repeats the same few thousand topics.
+    var routes: [String: Route] = [:]
+    static let maxCachedRoutes = 200_000
+
+    public typealias Route = Result<(feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?), DeadLetterReason>
 
     public init(subscriptions: [Subscription], registry: ChannelRegistry, unknownChannels: UnknownChannels, limits: Limits) {
         self.subscriptions = subscriptions
@@ -35,8 +40,17 @@ public struct ReadingDecoder: Sendable {
         return feeds
     }
 
+    /// Where a topic goes, from the cache when it was seen before.
+    public mutating func cachedRoute(topic: String) -> Route {
+        if let r = routes[topic] { return r }
+        let r = route(topic: topic)
+        if routes.count >= ReadingDecoder.maxCachedRoutes { routes.removeAll(keepingCapacity: true) }
+        routes[topic] = r
+        return r
+    }
+
     /// Where a topic goes: feed, channel and captures, or why it goes nowhere.
-    public func route(topic: String) -> Result<(feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?), DeadLetterReason> {
+    public func route(topic: String) -> Route {
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         for sub in subscriptions {
             guard let captures = sub.pattern.match(levels) else { continue }
@@ -59,12 +73,12 @@ public struct ReadingDecoder: Sendable {
     }
 
     /// Decodes a live message.
-    public func decode(topic: String, payload: UnsafeBufferPointer<UInt8>, at: Millis) -> Result<Reading, DeadLetter> {
+    public mutating func decode(topic: String, payload: UnsafeBufferPointer<UInt8>, at: Millis) -> Result<Reading, DeadLetter> {
         func dead(_ r: DeadLetterReason, _ detail: String) -> Result<Reading, DeadLetter> {
             .failure(DeadLetter(topic: topic, reason: r, detail: detail, payload: Array(payload), receivedAt: at))
         }
         let routed: (feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?)
-        switch route(topic: topic) {
+        switch cachedRoute(topic: topic) {
         case .success(let r): routed = r
         case .failure(let reason): return dead(reason, ReadingDecoder.explain(reason, topic: topic))
         }
@@ -86,26 +100,26 @@ public struct ReadingDecoder: Sendable {
                                 payload: obj, receivedAt: at, channelIndex: routed.channelIndex))
     }
 
-    public func decode(topic: String, payload: [UInt8], at: Millis) -> Result<Reading, DeadLetter> {
+    public mutating func decode(topic: String, payload: [UInt8], at: Millis) -> Result<Reading, DeadLetter> {
         payload.withUnsafeBufferPointer { decode(topic: topic, payload: $0, at: at) }
     }
 
     /// Decodes a recorded message whose payload the record parser already parsed.
-    public func decode(record: RecordedMessage) -> Result<Reading, DeadLetter> {
+    public mutating func decode(record: RecordedMessage) -> Result<Reading, DeadLetter> {
         switch record.payload {
         case .bytes(let b):
             return decode(topic: record.topic, payload: b, at: record.ts)
-        case .parsed(let value, let size, let tooDeep):
+        case .parsed(let value, let size, let depth):
             func dead(_ r: DeadLetterReason, _ detail: String) -> Result<Reading, DeadLetter> {
                 .failure(DeadLetter(topic: record.topic, reason: r, detail: detail, payload: Array(value.description.utf8), receivedAt: record.ts))
             }
             let routed: (feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?)
-            switch route(topic: record.topic) {
+            switch cachedRoute(topic: record.topic) {
             case .success(let r): routed = r
             case .failure(let reason): return dead(reason, ReadingDecoder.explain(reason, topic: record.topic))
             }
             if size > limits.maxPayload { return dead(.tooLarge, "payload of \(size) bytes exceeds max_payload \(limits.maxPayload)") }
-            if tooDeep || value.depth > limits.maxDepth { return dead(.tooDeep, "JSON nested deeper than max_json_depth \(limits.maxDepth)") }
+            if depth > limits.maxDepth { return dead(.tooDeep, "JSON nested deeper than max_json_depth \(limits.maxDepth)") }
             guard case .object(let obj) = value else { return dead(.notObject, "payload is a \(value.typeName), not an object") }
             return .success(Reading(topic: record.topic, feed: routed.feed, channel: routed.channel, captures: routed.captures,
                                     payload: obj, receivedAt: record.ts, channelIndex: routed.channelIndex))

@@ -6,7 +6,7 @@ public struct RecordedMessage: Sendable {
         /// Raw bytes, decoded like a live message.
         case bytes([UInt8])
         /// Already parsed from the record (`payload`), with its size in bytes.
-        case parsed(JSONValue, size: Int, tooDeep: Bool)
+        case parsed(JSONValue, size: Int, depth: Int)
     }
 
     public var ts: Millis
@@ -41,6 +41,7 @@ public struct RecordedMessage: Sendable {
                     p.pos += 1
                     p.skipWhitespace()
                     let start = p.pos
+                    p.deepest = 0
                     let value = try p.parseValue(depth: 1)
                     switch key {
                     case "ts":
@@ -55,7 +56,7 @@ public struct RecordedMessage: Sendable {
                         guard case .string(let s) = value else { return .failure(UnitError("topic must be a string")) }
                         topic = s
                     case "payload":
-                        payload = .parsed(value, size: p.pos - start, tooDeep: value.depth > maxDepth)
+                        payload = .parsed(value, size: p.pos - start, depth: p.deepest)
                     case "payload_text":
                         guard case .string(let s) = value else { return .failure(UnitError("payload_text must be a string")) }
                         payload = .bytes(Array(s.utf8))

@@ -59,7 +59,7 @@ final class IngestLoop {
     var lastStatus: Millis = 0
 
     var engine: RuleEngine
-    let decoder: ReadingDecoder
+    var decoder: ReadingDecoder
     var store: StateStore!
     var client: MosquittoClient!
     var deadLetterLog = RateLimiter(perSecond: 5)

@@ -40,7 +40,7 @@ public struct Replayer {
 
     public let setup: Setup
     public var engine: RuleEngine
-    let decoder: ReadingDecoder
+    var decoder: ReadingDecoder
 
     public init(setup: Setup) {
         self.setup = setup

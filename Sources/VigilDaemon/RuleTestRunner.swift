@@ -119,7 +119,7 @@ public struct RuleTestRunner {
 
     static func runCase(_ t: TestCase, _ setup: Setup) -> Outcome {
         var engine = RuleEngine(ruleSet: setup.ruleSet, registry: setup.registry)
-        let decoder = setup.decoder
+        var decoder = setup.decoder
         var events: [IncidentEvent] = []
         engine.start(at: t.start)
         for input in t.inputs {

@@ -95,6 +95,25 @@ enum Compiler {
                 return .bool(s.contains(box.regex))
             }
         }
+        // The commonest condition of all: a payload field compared with a literal string or number.
+        if op == .eq || op == .ne, case .name(let ref, _) = lhs, ref.root == .payload, ref.path.count == 1,
+           case .key(let k) = ref.path[0], case .literal(let lit) = rhs {
+            let negate = op == .ne
+            switch lit {
+            case .string(let want):
+                return { ctx in
+                    guard case .string(let got)? = ctx.payload?[k] else { return .null }
+                    return .bool(got.sameCodePoints(want) != negate)
+                }
+            case .number(let want):
+                return { ctx in
+                    guard case .number(let got)? = ctx.payload?[k] else { return .null }
+                    return .bool((got == want) != negate)
+                }
+            default:
+                break
+            }
+        }
         let a = try compile(lhs)
         let b = try compile(rhs)
         switch op {

@@ -19,7 +19,7 @@ public struct EvalContext {
 
     public init(reading: Reading, registry: ChannelRegistry) {
         self.init(payload: reading.payload, topic: reading.topic, captures: reading.captures, channelID: reading.channel,
-                  channelInfo: reading.channelIndex.map { registry[$0].info }, feed: reading.feed)
+                  channelInfo: reading.channelIndex.map { registry.channels[$0].info }, feed: reading.feed)
     }
 
     public init(channel: Channel) {

@@ -1,7 +1,8 @@
 import VigilCore
 
-/// A compiled rule, ready for the engine.
-public struct Rule: Sendable {
+/// A compiled rule, ready for the engine. A class: the engine reads it on
+/// every reading, and a reference is cheaper to pass around than a dozen fields.
+public final class Rule: Sendable {
     public enum Kind: Sendable, Equatable {
         /// `when` held on every reading for `for` (0 = at once).
         case threshold(holdFor: Millis)
@@ -16,25 +17,44 @@ public struct Rule: Sendable {
         let expression: CompiledExpression
     }
 
-    public var name: String
-    public var description: String?
+    public let name: String
+    public let description: String?
     /// nil = every feed (`"*"`).
-    public var feeds: Set<String>?
-    public var kind: Kind
-    public var when: CompiledExpression?
+    public let feeds: Set<String>?
+    public let kind: Kind
+    public let when: CompiledExpression?
     /// What clears an open incident; nil when only `clear_after` does.
-    public var clearWhen: CompiledExpression?
-    public var clearFor: Millis
-    public var clearAfter: Millis?
-    public var key: [KeyField]
-    public var severity: Severity
-    public var route: String?
-    public var title: Template?
-    public var labels: [(name: String, template: Template)]
-    public var updateEvery: Millis
-    public var location: SourceLocation
+    public let clearWhen: CompiledExpression?
+    public let clearFor: Millis
+    public let clearAfter: Millis?
+    public let key: [KeyField]
+    public let severity: Severity
+    public let route: String?
+    public let title: Template?
+    public let labels: [(name: String, template: Template)]
+    public let updateEvery: Millis
+    public let location: SourceLocation
     /// A digest of the rule's definition: a reload keeps the state of rules whose digest did not change.
-    public var fingerprint: String
+    public let fingerprint: String
+
+    public init(name: String, description: String?, feeds: Set<String>?, kind: Kind, when: CompiledExpression?, clearWhen: CompiledExpression?, clearFor: Millis, clearAfter: Millis?, key: [KeyField], severity: Severity, route: String?, title: Template?, labels: [(name: String, template: Template)], updateEvery: Millis, location: SourceLocation, fingerprint: String) {
+        self.name = name
+        self.description = description
+        self.feeds = feeds
+        self.kind = kind
+        self.when = when
+        self.clearWhen = clearWhen
+        self.clearFor = clearFor
+        self.clearAfter = clearAfter
+        self.key = key
+        self.severity = severity
+        self.route = route
+        self.title = title
+        self.labels = labels
+        self.updateEvery = updateEvery
+        self.location = location
+        self.fingerprint = fingerprint
+    }
 
     public func applies(toFeed feed: String) -> Bool { feeds?.contains(feed) ?? true }
 
@@ -46,19 +66,19 @@ public struct Inhibit: Sendable {
     public var source: String
     public var target: String
     public var equal: [(name: String, expression: CompiledExpression)]
-    public var location: SourceLocation
+    public let location: SourceLocation
 
     public func targets(_ rule: String) -> Bool { Glob.match(pattern: target, rule) }
 }
 
 /// `maintenance`: matching channels open nothing during the window.
 public struct MaintenanceWindow: Sendable {
-    public var name: String
+    public let name: String
     public var match: CompiledExpression?
     public var schedule: Schedule?
     public var from: Millis?
     public var until: Millis?
-    public var location: SourceLocation
+    public let location: SourceLocation
 
     public func covers(_ t: Millis) -> Bool {
         if let from, t < from { return false }

@@ -14,7 +14,11 @@ public struct RuleEngine: Sendable {
 
     public let ruleSet: RuleSet
     public let registry: ChannelRegistry
-    var rules: [Rule] { ruleSet.rules }
+    let rules: [Rule]
+    /// Rules keyed by the default `[channel]`: their key text is computed once per reading.
+    let channelKeyed: [Bool]
+    /// `{"channel": id}` and its JSON text for every registry channel, built once.
+    let registryChannelKeys: [(JSONObject, String)]
 
     var states: [[String: KeyState]]
     var ordinals: [[String: Int]]
@@ -35,6 +39,12 @@ public struct RuleEngine: Sendable {
     public init(ruleSet: RuleSet, registry: ChannelRegistry) {
         self.ruleSet = ruleSet
         self.registry = registry
+        self.rules = ruleSet.rules
+        self.channelKeyed = ruleSet.rules.map { $0.key.count == 1 && $0.key[0].name == "channel" }
+        self.registryChannelKeys = registry.channels.map { ch in
+            let key = JSONObject([("channel", .string(ch.id))])
+            return (key, JSONWriter.encode(.object(key)))
+        }
         let n = ruleSet.rules.count
         states = Array(repeating: [:], count: n)
         ordinals = Array(repeating: [:], count: n)
@@ -65,7 +75,7 @@ public struct RuleEngine: Sendable {
         now = t
         for r in absenceRules {
             let rule = rules[r]
-            var tracker = AbsenceTracker()
+            var tracker = AbsenceTracker(registrySize: registry.count)
             for (i, ch) in registry.channels.enumerated() where rule.applies(toFeed: ch.feed) {
                 let (key, text) = keyOf(rule, EvalContext(channel: ch))
                 tracker.add(registryIndex: i, key: key, keyText: text)
@@ -82,11 +92,12 @@ public struct RuleEngine: Sendable {
         advance(to: reading.receivedAt, into: &out)
         let t = now
         let ctx = EvalContext(reading: reading, registry: registry)
+        var keys = KeyCache(channel: reading.channelIndex.map { registryChannelKeys[$0] })
         let applicable = rulesByFeed[reading.feed] ?? wildcardRules
         for r in applicable {
             switch rules[r].kind {
-            case .threshold(let hold): processThreshold(r, hold: hold, reading, ctx, t, &out)
-            case .count(let n, let within): processCount(r, n: n, within: within, reading, ctx, t, &out)
+            case .threshold(let hold): processThreshold(r, hold: hold, reading, ctx, t, &keys, &out)
+            case .count(let n, let within): processCount(r, n: n, within: within, reading, ctx, t, &keys, &out)
             case .absence: processAbsence(r, reading, ctx, t, &out)
             }
         }
@@ -139,18 +150,22 @@ public struct RuleEngine: Sendable {
 
     // MARK: - Threshold
 
-    mutating func processThreshold(_ r: Int, hold: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]) {
+    mutating func processThreshold(_ r: Int, hold: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
+                                    _ keys: inout KeyCache, _ out: inout [IncidentEvent]) {
         let rule = rules[r]
+        let when = rule.when?.truth(ctx)
         // Nothing pending or open anywhere: only a true `when` matters.
-        if states[r].isEmpty, rule.when?.truth(ctx) != true { return }
-        let (key, keyText) = keyOf(rule, ctx)
+        if states[r].isEmpty, when != true { return }
+        // A reading on which every condition is unknown changes nothing.
+        if when == nil, rule.clearWhen?.truth(ctx) == nil { return }
+        let (key, keyText) = keyFor(r, ctx, &keys)
         var st = states[r].removeValue(forKey: keyText) ?? KeyState(key: key)
         if st.incident != nil {
-            guard handleOpen(r, &st, reading, ctx, t, &out) else { return }
+            guard handleOpen(r, &st, keyText, reading, ctx, t, &out) else { return }
             states[r][keyText] = st
             return
         }
-        switch rule.when?.truth(ctx) {
+        switch when {
         case nil:
             if st.runStart == nil { return }
         case false?:
@@ -173,17 +188,21 @@ public struct RuleEngine: Sendable {
 
     // MARK: - Count
 
-    mutating func processCount(_ r: Int, n: Int, within: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]) {
+    mutating func processCount(_ r: Int, n: Int, within: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
+                                _ keys: inout KeyCache, _ out: inout [IncidentEvent]) {
         let rule = rules[r]
-        if states[r].isEmpty, rule.when?.truth(ctx) != true { return }
-        let (key, keyText) = keyOf(rule, ctx)
+        let when = rule.when?.truth(ctx)
+        if states[r].isEmpty, when != true { return }
+        // Only a matching reading or a clear condition can change a count rule's state.
+        if when != true, rule.clearWhen?.truth(ctx) == nil { return }
+        let (key, keyText) = keyFor(r, ctx, &keys)
         var st = states[r].removeValue(forKey: keyText) ?? KeyState(key: key)
         if st.incident != nil {
-            guard handleOpen(r, &st, reading, ctx, t, &out) else { return }
+            guard handleOpen(r, &st, keyText, reading, ctx, t, &out) else { return }
             states[r][keyText] = st
             return
         }
-        if rule.when?.truth(ctx) == true {
+        if when == true {
             st.window.removeAll { t - $0 >= within }
             st.window.append(t)
             if st.window.count >= n {
@@ -202,7 +221,8 @@ public struct RuleEngine: Sendable {
 
     /// A reading for a key with an open incident: clear it, or update it.
     /// Returns false when the incident resolved and the key's state is gone.
-    mutating func handleOpen(_ r: Int, _ st: inout KeyState, _ reading: Reading, _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]) -> Bool {
+    mutating func handleOpen(_ r: Int, _ st: inout KeyState, _ keyText: String, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
+                             _ out: inout [IncidentEvent]) -> Bool {
         let rule = rules[r]
         guard var inc = st.incident else { return true }
         if let clear = rule.clearWhen {
@@ -232,14 +252,16 @@ public struct RuleEngine: Sendable {
             }
         }
         st.incident = inc
-        rearm(r, keyFromState: st, &st)
+        rearm(r, keyText, &st)
         return true
     }
 
     // MARK: - Absence
 
     mutating func processAbsence(_ r: Int, _ reading: Reading, _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]) {
-        guard let idx = reading.channelIndex, let slot = absence[r].slotOf[idx] else { return }
+        guard let idx = reading.channelIndex else { return }
+        let slot = absence[r].slotOf[idx]
+        guard slot >= 0 else { return }
         if let w = rules[r].when, w.truth(ctx) != true { return }
         if var inc = absence[r].open[slot] {
             inc.count = 1
@@ -322,9 +344,6 @@ public struct RuleEngine: Sendable {
         heap.push(TimerEntry(due: d, rule: r, key: keyText))
     }
 
-    mutating func rearm(_ r: Int, keyFromState st: KeyState, _ target: inout KeyState) {
-        rearm(r, JSONWriter.encode(.object(st.key)), &target)
-    }
 
     // MARK: - Opening, updating, resolving
 
@@ -418,11 +437,25 @@ public struct RuleEngine: Sendable {
 
     // MARK: - Keys
 
+    /// The key of a reading for rule `r`; the common `[channel]` key is built once per reading.
+    func keyFor(_ r: Int, _ ctx: EvalContext, _ cache: inout KeyCache) -> (JSONObject, String) {
+        guard channelKeyed[r] else { return keyOf(rules[r], ctx) }
+        if let k = cache.channel { return k }
+        let k = keyOf(rules[r], ctx)
+        cache.channel = k
+        return k
+    }
+
     func keyOf(_ rule: Rule, _ ctx: EvalContext) -> (JSONObject, String) {
         var key = JSONObject()
         for f in rule.key { key.appendUnique(f.name, f.expression.evaluate(ctx)) }
         return (key, JSONWriter.encode(.object(key)))
     }
+}
+
+/// Keys already computed for the reading being evaluated.
+struct KeyCache {
+    var channel: (JSONObject, String)?
 }
 
 /// Deterministic ids: the same inputs give the same ids on every run and after a crash.

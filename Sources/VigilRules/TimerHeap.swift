@@ -63,7 +63,7 @@ struct TimerHeap: Sendable {
 /// moves its channel to the tail in O(1).
 struct AbsenceTracker: Sendable {
     var channel: [Int] = []          // slot → registry index
-    var slotOf: [Int: Int] = [:]     // registry index → slot
+    var slotOf: [Int] = []           // registry index → slot, -1 when not watched
     var key: [JSONObject] = []
     var keyText: [String] = []
     var lastSeen: [Millis] = []
@@ -73,6 +73,8 @@ struct AbsenceTracker: Sendable {
     var linked: [Bool] = []
     var head = -1
     var tail = -1
+
+    init(registrySize: Int = 0) { slotOf = Array(repeating: -1, count: registrySize) }
 
     mutating func add(registryIndex: Int, key k: JSONObject, keyText kt: String) {
         slotOf[registryIndex] = channel.count

@@ -77,19 +77,21 @@ import Testing
     }
 
     func reason(_ topic: String, _ payload: [UInt8], reject: Bool = false) -> DeadLetterReason? {
-        if case .failure(let d) = decoder(reject: reject).decode(topic: topic, payload: payload, at: 0) { return d.reason }
+        var d = decoder(reject: reject)
+        if case .failure(let dead) = d.decode(topic: topic, payload: payload, at: 0) { return dead.reason }
         return nil
     }
 
     @Test func decodesAReading() throws {
-        let r = try decoder().decode(topic: "estate/C1/fire_alarm/fa-1/event", payload: Array(#"{"event":"alarm"}"#.utf8), at: 5).get()
+        var dec = decoder()
+        let r = try dec.decode(topic: "estate/C1/fire_alarm/fa-1/event", payload: Array(#"{"event":"alarm"}"#.utf8), at: 5).get()
         #expect(r.feed == "fire_alarm")
         #expect(r.channel == "fa-1")
         #expect(r.channelIndex == 0)
         #expect(r.capture("community") == "C1")
         #expect(r.payload["event"] == "alarm")
         #expect(r.receivedAt == 5)
-        let s = try decoder().decode(topic: "estate/C1/fire_alarm/fa-1/status", payload: Array(#"{"status":"online"}"#.utf8), at: 5).get()
+        let s = try dec.decode(topic: "estate/C1/fire_alarm/fa-1/status", payload: Array(#"{"status":"online"}"#.utf8), at: 5).get()
         #expect(s.feed == "fire_alarm")
     }
 

@@ -41,7 +41,7 @@ func loadRules(_ files: [String: String]) -> (RuleSet, [Diagnostic], TempDir) {
 /// Drives an engine with offsets from a start time, like `vigil test`.
 struct Harness {
     var engine: RuleEngine
-    let decoder: ReadingDecoder
+    var decoder: ReadingDecoder
     var events: [IncidentEvent] = []
     let t0: Millis
     let dir: TempDir
