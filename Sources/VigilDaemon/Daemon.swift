@@ -19,26 +19,63 @@ public struct Daemon {
         self.logger = logger
     }
 
+    public let metrics = Metrics()
+
     public func run() async throws {
         let config = setup.config
         try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
         let password = try Daemon.readPassword(config.broker.passwordFile, baseDirectory: config.baseDirectory)
         let sinks = try Daemon.makeSinks(config, logger: logger)
+        let metrics = self.metrics
         let dispatcher = Dispatcher(databasePath: config.stateDatabasePath, sinks: sinks,
                                     retry: RetryPolicy(initial: config.dispatch.retryInitial, max: config.dispatch.retryMax,
                                                        maxAge: config.dispatch.retryMaxAge),
-                                    gauge: gauge, logger: logger)
+                                    gauge: gauge, logger: logger,
+                                    onOutcomes: { metrics.recordDeliveries(sink: $0, delivered: $1, retried: $2, dead: $3) })
         // The state database must exist before the dispatch workers open it.
         _ = try StateStore(path: config.stateDatabasePath, sinks: [])
-        let ingest = IngestService(setup: setup, password: password, logger: logger, gauge: gauge, dispatcher: dispatcher, status: status)
+        let reload = StopFlag()
+        let ingest = IngestService(setup: setup, password: password, logger: logger, gauge: gauge, dispatcher: dispatcher,
+                                   status: status, reload: reload, metrics: metrics)
         let dispatch = DispatchService(dispatcher: dispatcher)
+        let liveness = Liveness(status: status, dispatcher: dispatcher)
+        let httpStop = StopFlag()
+        if let listen = config.httpListen, let (host, port) = ConfigLoader.parseHostPort(listen) {
+            let status = self.status, gauge = self.gauge
+            let sinkNames = config.dispatch.sinks.map(\.name)
+            let endpoint = HTTPEndpoint(host: host, port: port, logger: logger, stop: httpStop) { path in
+                switch path {
+                case "/metrics":
+                    return (200, "text/plain; version=0.0.4; charset=utf-8",
+                            metrics.render(connected: status.connected, pending: gauge.perSink, sinks: sinkNames, openIncidents: status.openIncidents))
+                case "/healthz":
+                    let (ok, reason) = liveness.health(now: Time.now())
+                    var o = JSONObject()
+                    o.appendUnique("status", .string(ok ? "ok" : "unavailable"))
+                    if let reason { o.appendUnique("reason", .string(reason)) }
+                    o.appendUnique("broker", .string(status.connected ? "connected" : "disconnected"))
+                    o.appendUnique("queue_pending", .number(Double(gauge.pending)))
+                    return (ok ? 200 : 503, "application/json", JSONWriter.encode(.object(o)) + "\n")
+                default:
+                    return (404, "text/plain; charset=utf-8", "not found: try /metrics or /healthz\n")
+                }
+            }
+            try endpoint.start()
+        }
+        // SIGHUP reloads rules and registry; the ingest loop applies it between batches.
+        signal(SIGHUP, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hup.setEventHandler { reload.set() }
+        hup.resume()
+        defer { hup.cancel(); httpStop.set() }
         logger.notice("vigil starting", metadata: [
             "version": .string(VigilVersion.current), "config": .string(config.path ?? "(built-in defaults)"),
             "rules": .stringConvertible(setup.ruleSet.rules.count), "channels": .stringConvertible(setup.registry.count),
             "sinks": .string(config.dispatch.sinks.map(\.name).joined(separator: ",")), "state_dir": .string(config.stateDirectory),
         ])
+        let watchdog = WatchdogService(liveness: liveness, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: dispatch), .init(service: ingest)],
+            services: [.init(service: dispatch), .init(service: watchdog), .init(service: ingest)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -100,17 +137,19 @@ struct IngestService: Service {
     let gauge: PendingGauge
     let dispatcher: Dispatcher
     let status: IngestStatus
+    let reload: StopFlag
+    let metrics: Metrics
     let stop = StopFlag()
 
     func run() async throws {
         try await withGracefulShutdownHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
                 let setup = setup, password = password, logger = logger, gauge = gauge
-                let dispatcher = dispatcher, status = status, stop = stop
+                let dispatcher = dispatcher, status = status, stop = stop, reload = reload, metrics = metrics
                 let thread = Thread {
                     do {
                         let loop = IngestLoop(setup: setup, password: password, logger: logger, gauge: gauge,
-                                              dispatcher: dispatcher, status: status, stop: stop)
+                                              dispatcher: dispatcher, status: status, stop: stop, reload: reload, metrics: metrics)
                         try loop.run()
                         c.resume()
                     } catch {
@@ -146,6 +185,61 @@ struct DispatchService: Service {
                 task.cancel()
                 dispatcher.ring()
             }
+        }
+    }
+}
+
+/// Whether the stages are making progress (or idle but alive).
+struct Liveness: Sendable {
+    let status: IngestStatus
+    let dispatcher: Dispatcher
+
+    /// The ingest loop turns at least once a second; dispatch workers wake at least once a second,
+    /// or are inside a delivery bounded by the sink's timeout.
+    /// How long the ingest loop may go without turning: 10 s, or the watchdog interval when shorter (at least 2 s).
+    static let ingestStall: Millis = {
+        guard let w = SystemdNotifier.watchdogInterval() else { return 10_000 }
+        let ms = Millis(w.components.seconds * 1000 + w.components.attoseconds / 1_000_000_000_000_000)
+        return max(2000, min(10_000, ms))
+    }()
+
+    func stagesAlive(now: Millis) -> String? {
+        let loopAt = status.values.withLock { $0.lastLoopAt }
+        if loopAt > 0, now - loopAt > Liveness.ingestStall { return "ingestion stage not progressing" }
+        let beat = dispatcher.heartbeat.load(ordering: .relaxed)
+        if beat > 0, now - beat > 30_000 { return "dispatch stage not progressing" }
+        return nil
+    }
+
+    func health(now: Millis) -> (Bool, String?) {
+        if !status.ready { return (false, "starting") }
+        if let wedged = stagesAlive(now: now) { return (false, wedged) }
+        if !status.connected { return (false, "broker unreachable") }
+        return (true, nil)
+    }
+}
+
+/// Sends `WATCHDOG=1` at half of `$WATCHDOG_USEC`, only while every stage is alive:
+/// a wedged stage stops the pings and systemd restarts the daemon.
+struct WatchdogService: Service {
+    let liveness: Liveness
+    let logger: Logger
+
+    func run() async throws {
+        let notifier = SystemdNotifier()
+        let interval = SystemdNotifier.watchdogInterval()
+        let period: Duration = interval.map { $0 / 2 } ?? .seconds(1)
+        var warned = false
+        while !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: period)
+            guard interval != nil, liveness.status.ready else { continue }
+            if let wedged = liveness.stagesAlive(now: Time.now()) {
+                if !warned { logger.critical("watchdog: not pinging systemd", metadata: ["reason": .string(wedged)]) }
+                warned = true
+                continue
+            }
+            warned = false
+            notifier.notify("WATCHDOG=1")
         }
     }
 }

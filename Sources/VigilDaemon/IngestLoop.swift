@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Synchronization
 import VigilCore
@@ -41,6 +42,8 @@ public final class StopFlag: Sendable {
     public init() {}
     public func set() { flag.store(true, ordering: .releasing) }
     public var isSet: Bool { flag.load(ordering: .acquiring) }
+    /// Reads and clears the flag.
+    public func take() -> Bool { flag.exchange(false, ordering: .acquiringAndReleasing) }
 }
 
 /// The ingestion and evaluation stage, on its own thread: read what the
@@ -48,12 +51,14 @@ public final class StopFlag: Sendable {
 /// transaction, and only then write — so PUBACKs follow the commit. While the
 /// dispatch queue is full it stops reading; the broker holds the messages.
 final class IngestLoop {
-    let setup: Setup
+    var setup: Setup
     let logger: Logger
     let gauge: PendingGauge
     let dispatcher: Dispatcher
     let status: IngestStatus
     let stop: StopFlag
+    let reload: StopFlag
+    let metrics: Metrics
     let password: String?
     let notifier = SystemdNotifier()
     var lastStatus: Millis = 0
@@ -68,7 +73,10 @@ final class IngestLoop {
     var backpressured = false
     var pendingSubscriptions = Set<Int32>()
 
-    init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag) {
+    init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
+         reload: StopFlag, metrics: Metrics) {
+        self.reload = reload
+        self.metrics = metrics
         self.setup = setup
         self.password = password
         self.logger = logger
@@ -96,8 +104,13 @@ final class IngestLoop {
         engine.start(at: startAt)
         statsBase.at = startAt
         lastStats = startAt
-        status.values.withLock { $0.ready = true }
+        status.values.withLock { $0.ready = true; $0.lastLoopAt = startAt }
         notifier.notify("READY=1\nSTATUS=started, connecting to \(config.broker.url)")
+        if ProcessInfo.processInfo.environment["VIGIL_TEST_WEDGE"] == "ingest" {
+            // Test hook: a stage that stops making progress (the watchdog must notice).
+            logger.warning("test hook: ingestion wedged")
+            while !stop.isSet { usleep(50_000) }
+        }
         loop()
         // Stopping: commit what is in hand, then let the PUBACKs go.
         processBatch([], now: Time.now())
@@ -106,29 +119,43 @@ final class IngestLoop {
         _ = client.writePending()
     }
 
+    /// Reconnection: every lost or refused connection schedules one backoff step.
+    var backoff: Millis = 0
+    var nextAttempt: Millis = 0
+    var reconnectScheduled = false
+
+    func scheduleReconnect(_ now: Millis) {
+        guard !reconnectScheduled else { return }
+        reconnectScheduled = true
+        nextAttempt = now + backoff
+        backoff = min(backoff * 2, config.broker.reconnectMax)
+    }
+
     func loop() {
         var connectedSocket = false
-        var backoff = config.broker.reconnectInitial
-        var nextAttempt: Millis = 0
         var firstAttempt = true
+        backoff = config.broker.reconnectInitial
         while !stop.isSet {
             let now = Time.now()
+            if reload.take() { reloadRules() }
             if client.socket < 0 {
                 if connectedSocket {
                     connectedSocket = false
                     status.values.withLock { $0.connected = false }
+                    scheduleReconnect(now)
                 }
                 if now >= nextAttempt {
                     do {
                         if firstAttempt { try client.connect() } else { try client.reconnect() }
                         connectedSocket = true
+                        reconnectScheduled = false
                     } catch {
                         logger.error("broker connect failed", metadata: [
                             "broker": .string(config.broker.url), "error": .string(error.description),
                             "retry_in": .string(Units.formatDuration(backoff)),
                         ])
-                        nextAttempt = now + backoff
-                        backoff = min(backoff * 2, config.broker.reconnectMax)
+                        reconnectScheduled = false
+                        scheduleReconnect(now)
                     }
                     firstAttempt = false
                 }
@@ -137,6 +164,7 @@ final class IngestLoop {
                     processBatch([], now: Time.now())
                     let wait = max(1, min(nextAttempt - Time.now(), sleepBudget(Time.now())))
                     usleep(UInt32(min(wait, 200)) * 1000)
+                    periodic(Time.now())
                     continue
                 }
             }
@@ -147,17 +175,18 @@ final class IngestLoop {
             if ready.readable && !backpressured {
                 rc = client.readAvailable(maxMessages: 4096)
             }
-            handleClientEvents(&backoff)
+            var sawDisconnect = handleClientEvents()
             let messages = client.takeMessages()
             processBatch(messages, now: Time.now())
             if rc == 0 { rc = client.writePending() }
             if rc == 0 { rc = client.housekeeping() }
-            handleClientEvents(&backoff)
+            sawDisconnect = handleClientEvents() || sawDisconnect
             if rc != 0 && client.socket < 0 {
-                logger.warning("broker connection lost", metadata: ["broker": .string(config.broker.url), "code": .stringConvertible(rc)])
+                if !sawDisconnect && !reconnectScheduled {
+                    logger.warning("broker connection lost", metadata: ["broker": .string(config.broker.url), "code": .stringConvertible(rc)])
+                }
                 status.values.withLock { $0.connected = false }
-                nextAttempt = Time.now() + backoff
-                backoff = min(backoff * 2, config.broker.reconnectMax)
+                scheduleReconnect(Time.now())
             }
             periodic(Time.now())
         }
@@ -170,7 +199,10 @@ final class IngestLoop {
         return budget
     }
 
-    func handleClientEvents(_ backoff: inout Millis) {
+    /// Logs connection events; returns whether the connection went away.
+    @discardableResult
+    func handleClientEvents() -> Bool {
+        var disconnected = false
         for e in client.takeEvents() {
             switch e {
             case .connected(let code, let reason):
@@ -186,11 +218,15 @@ final class IngestLoop {
                         }
                     }
                 } else {
-                    logger.error("broker refused the connection", metadata: ["broker": .string(config.broker.url), "reason": .string(reason)])
+                    logger.error("broker refused the connection", metadata: [
+                        "broker": .string(config.broker.url), "reason": .string(reason), "retry_in": .string(Units.formatDuration(backoff)),
+                    ])
+                    scheduleReconnect(Time.now())
                 }
             case .disconnected(let code):
+                disconnected = true
                 status.values.withLock { $0.connected = false }
-                if !stop.isSet {
+                if !stop.isSet && !reconnectScheduled {
                     logger.warning("broker disconnected", metadata: ["broker": .string(config.broker.url), "code": .stringConvertible(code)])
                 }
             case .subscribed(let mid, let granted):
@@ -207,22 +243,29 @@ final class IngestLoop {
                 break
             }
         }
+        return disconnected
     }
 
     func processBatch(_ messages: [MosquittoClient.Message], now: Millis) {
+        let started = Time.monotonicNanos()
         var events: [IncidentEvent] = []
         var dead: [DeadLetter] = []
         var readings = 0
+        var byFeed: [String: Int] = [:]
         for m in messages {
             switch decoder.decode(topic: m.topic, payload: m.payload, at: now) {
             case .success(let r):
                 readings += 1
+                byFeed[r.feed, default: 0] += 1
                 engine.process(r, into: &events)
             case .failure(let d):
                 dead.append(d)
+                if case .success(let route) = decoder.cachedRoute(topic: m.topic) { byFeed[route.feed, default: 0] += 1 }
+                else { byFeed["unknown", default: 0] += 1 }
                 logDeadLetter(d, now)
             }
         }
+        let suppressedBefore = engine.suppressedOpenings
         engine.advance(to: now, into: &events)
         for s in engine.suppressions {
             logger.debug("opening suppressed", metadata: ["rule": .string(s.rule), "key": .string(s.key), "reason": .string(s.reason)])
@@ -244,6 +287,9 @@ final class IngestLoop {
             }
             if !events.isEmpty { dispatcher.ring() }
         }
+        let lag = Double(Time.monotonicNanos() - started) / 1e9
+        metrics.recordBatch(received: byFeed, dead: dead.map(\.reason), readings: readings, events: events, lagSeconds: lag,
+                            suppressed: engine.suppressedOpenings - suppressedBefore)
         let open = events.isEmpty ? nil : engine.openIncidents
         status.values.withLock { s in
             s.received += messages.count
@@ -254,6 +300,29 @@ final class IngestLoop {
             s.backpressured = backpressured
             s.lastLoopAt = now
         }
+    }
+
+    /// SIGHUP: re-read registry and rules. A broken set is rejected with its
+    /// errors and the running set stays; unchanged rules keep their state.
+    func reloadRules() {
+        notifier.notify("RELOADING=1\nSTATUS=reloading rules and registry")
+        let (loaded, diags) = Setup.load(config: config)
+        if let loaded {
+            let (next, kept) = engine.reloaded(ruleSet: loaded.ruleSet, registry: loaded.registry)
+            engine = next
+            setup = loaded
+            decoder = loaded.decoder
+            metrics.recordReload("applied")
+            logger.notice("reloaded", metadata: [
+                "rules": .stringConvertible(loaded.ruleSet.rules.count), "channels": .stringConvertible(loaded.registry.count),
+                "kept_state": .stringConvertible(kept.count),
+            ])
+        } else {
+            metrics.recordReload("rejected")
+            for d in diags.prefix(50) { logger.error("reload rejected", metadata: ["error": .string(d.description)]) }
+            logger.error("reload rejected: the running rules stay", metadata: ["errors": .stringConvertible(diags.count)])
+        }
+        notifier.notify("READY=1\nSTATUS=\(loaded == nil ? "reload rejected; running the previous rules" : "reloaded")")
     }
 
     func logDeadLetter(_ d: DeadLetter, _ now: Millis) {

@@ -24,7 +24,10 @@ public struct LogStream: LogHandler {
         self.label = label; self.logLevel = level; self.format = format; self.journal = journal; self.fd = fd
     }
 
-    public static var underJournal: Bool { getenv("JOURNAL_STREAM") != nil }
+    public static var underJournal: Bool {
+        guard let v = getenv("JOURNAL_STREAM") else { return false }
+        return v.pointee != 0
+    }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import VigilCore
 import VigilStore
 
@@ -12,8 +13,14 @@ public final class Dispatcher: Sendable {
     public let bells: [String: Doorbell]
     let logger: Logger
     let batchSize: Int
+    /// Called after each batch with (sink, delivered, retried, dead).
+    let onOutcomes: @Sendable (String, Int, Int, Int) -> Void
+    /// The last time any worker turned its loop (ms): the watchdog's sign of life.
+    public let heartbeat = Atomic<Int64>(0)
 
-    public init(databasePath: String, sinks: [any Sink], retry: RetryPolicy, gauge: PendingGauge, logger: Logger, batchSize: Int = 256) {
+    public init(databasePath: String, sinks: [any Sink], retry: RetryPolicy, gauge: PendingGauge, logger: Logger, batchSize: Int = 256,
+                onOutcomes: @escaping @Sendable (String, Int, Int, Int) -> Void = { _, _, _, _ in }) {
+        self.onOutcomes = onOutcomes
         self.databasePath = databasePath
         self.sinks = sinks
         self.retry = retry
@@ -48,6 +55,7 @@ public final class Dispatcher: Sendable {
         }
         while !Task.isCancelled {
             let now = Time.now()
+            heartbeat.store(now, ordering: .relaxed)
             let batch: [EventQueue.Pending]
             do {
                 batch = try cursor.nextBatch(now: now, limit: batchSize)
@@ -66,6 +74,7 @@ public final class Dispatcher: Sendable {
             let done = Time.now()
             var delivered: [Int64] = []
             var finished = 0
+            var retried = 0, died = 0
             for (p, outcome) in zip(batch, outcomes) {
                 switch outcome {
                 case .delivered:
@@ -74,7 +83,9 @@ public final class Dispatcher: Sendable {
                     if done - p.createdAt >= retry.maxAge {
                         markDead(cursor, p, "gave up after \(Units.formatDuration(retry.maxAge)): \(reason)", sink.name, done)
                         finished += 1
+                        died += 1
                     } else {
+                        retried += 1
                         let at = done + retry.delay(afterAttempts: p.attempts, retryAfter: retryAfter)
                         do { try cursor.retry(p.seq, at: at, error: reason, now: done) } catch {
                             logger.warning("queue update failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
@@ -87,6 +98,7 @@ public final class Dispatcher: Sendable {
                 case .permanent(let reason):
                     markDead(cursor, p, reason, sink.name, done)
                     finished += 1
+                    died += 1
                 }
             }
             if !delivered.isEmpty {
@@ -98,6 +110,7 @@ public final class Dispatcher: Sendable {
                 }
             }
             gauge.subtract(sink.name, finished)
+            onOutcomes(sink.name, finished - died, retried, died)
         }
     }
 

@@ -32,7 +32,7 @@ public struct RuleEngine: Sendable {
 
     public private(set) var now: Millis = .min
     public private(set) var started = false
-    public private(set) var suppressedOpenings = 0
+    public internal(set) var suppressedOpenings = 0
     /// Suppressed openings since the caller last drained them (for debug logging).
     public var suppressions: [Suppression] = []
 

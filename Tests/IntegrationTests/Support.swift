@@ -10,8 +10,9 @@ final class TestBroker: @unchecked Sendable {
     let process: Process?
     let dir: String?
 
-    init() throws {
-        if let env = ProcessInfo.processInfo.environment["VIGIL_TEST_BROKER"], let colon = env.lastIndex(of: ":"),
+    /// `privateBroker`: always start one (to stop it, or to require a password).
+    init(privateBroker: Bool = false, user: (name: String, password: String)? = nil) throws {
+        if !privateBroker, user == nil, let env = ProcessInfo.processInfo.environment["VIGIL_TEST_BROKER"], let colon = env.lastIndex(of: ":"),
            let p = Int(env[env.index(after: colon)...]) {
             host = String(env[..<colon]); port = p; process = nil; dir = nil
             return
@@ -20,8 +21,21 @@ final class TestBroker: @unchecked Sendable {
         port = try freePort()
         let d = NSTemporaryDirectory() + "vigil-broker-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        try "listener \(port) 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
-            .write(toFile: d + "/mosquitto.conf", atomically: true, encoding: .utf8)
+        var conf = "listener \(port) 127.0.0.1\npersistence false\nmax_queued_messages 0\n"
+        if let user {
+            let pw = Process()
+            pw.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_passwd")
+            pw.arguments = ["-b", "-c", d + "/passwd", user.name, user.password]
+            try pw.run()
+            pw.waitUntilExit()
+            // mosquitto drops to its own user and must still read the file.
+            chmod(d, 0o755)
+            chmod(d + "/passwd", 0o644)
+            conf += "allow_anonymous false\npassword_file \(d)/passwd\n"
+        } else {
+            conf += "allow_anonymous true\n"
+        }
+        try conf.write(toFile: d + "/mosquitto.conf", atomically: true, encoding: .utf8)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
         p.arguments = ["-c", d + "/mosquitto.conf"]
@@ -32,7 +46,7 @@ final class TestBroker: @unchecked Sendable {
         dir = d
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
-            if (try? publish(topic: "vigil/ping", payload: "x", qos: 0)) != nil { return }
+            if user != nil ? isListening(port) : (try? publish(topic: "vigil/ping", payload: "x", qos: 0)) != nil { return }
             usleep(50_000)
         }
         throw TestFailure("mosquitto did not start on port \(port)")
@@ -48,6 +62,14 @@ final class TestBroker: @unchecked Sendable {
     }
 
     var url: String { "mqtt://\(host):\(port)" }
+
+    /// Stops a private broker now (to test what vigil does without one).
+    func stopNow() {
+        if let process, process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
 
     /// Publishes one message with mosquitto_pub and waits for it to be sent.
     func publish(topic: String, payload: String, qos: Int = 1) throws {
@@ -72,6 +94,18 @@ final class TestBroker: @unchecked Sendable {
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
+}
+
+func isListening(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
 }
 
 func freePort() throws -> Int {
@@ -156,13 +190,15 @@ final class VigilProcess {
 }
 
 /// A config for one test: its own topic prefix, client id and state directory.
-func writeConfig(dir: String, broker: TestBroker, prefix: String, extra: String = "") throws -> String {
+func writeConfig(dir: String, broker: TestBroker, prefix: String, extra: String = "", rules: String? = nil, http: String = "null",
+                 broker extraBroker: String = "") throws -> String {
     let text = """
     broker:
       url: \(broker.url)
       client_id: vigil-\(prefix)
       keepalive: 10s
       reconnect: { initial: 200ms, max: 2s }
+      \(extraBroker)
     subscriptions:
       - { topic: "\(prefix)/estate/{community}/smart_gate/{channel}/event", feed: smart_gate }
       - { topic: "\(prefix)/estate/{community}/fire_alarm/{channel}/event", feed: fire_alarm }
@@ -171,9 +207,9 @@ func writeConfig(dir: String, broker: TestBroker, prefix: String, extra: String 
       - { topic: "\(prefix)/estate/{community}/falling_object/{channel}/event", feed: falling_object }
       - { topic: "\(prefix)/estate/{community}/{feed}/{channel}/status", feed: "{feed}" }
     channels: \(repoRoot)/fixtures/channels.csv
-    rules: ["\(repoRoot)/config/rules.d/[1-5]*.yaml"]
+    rules: ["\(rules ?? repoRoot + "/config/rules.d/[1-5]*.yaml")"]
     state_dir: \(dir)/state
-    http: { listen: null }
+    http: { listen: \(http) }
     dispatch:
       sinks:
         - { name: log, type: log }

@@ -170,7 +170,7 @@ let brokenCases: [BrokenCase] = [
                 bytes = Array((0..<Int.random(in: 1...30, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined().utf8)
             }
             let path = dir.path + "/f\(i).yaml"
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
             let (_, diags) = RuleLoader(knownFeeds: standardFeeds).load(files: [path])
             for d in diags {
                 #expect(d.location.path == path)

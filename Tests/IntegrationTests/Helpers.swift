@@ -1,0 +1,131 @@
+import Foundation
+import VigilIngest
+
+/// Publishes many QoS 1 messages with vigil's own libmosquitto bridge and
+/// waits until the broker acknowledged every one.
+func publishAll(broker: TestBroker, messages: [(topic: String, payload: String)], clientID: String = "test-pub-" + UUID().uuidString.prefix(8)) throws {
+    let c = try MosquittoClient(options: .init(host: broker.host, port: broker.port, clientID: String(clientID), cleanSession: true))
+    try c.connect()
+    var connected = false
+    let deadline = Date().addingTimeInterval(30)
+    var sent = 0
+    var acked = Set<Int32>()
+    var mids = Set<Int32>()
+    while Date() < deadline {
+        let ready = c.wait(read: true, timeoutMs: 20)
+        if ready.readable { _ = c.readAvailable(maxMessages: 1000) }
+        for e in c.takeEvents() {
+            switch e {
+            case .connected(let code, _): connected = code == 0
+            case .published(let mid): acked.insert(mid)
+            default: break
+            }
+        }
+        if connected {
+            while sent < messages.count, mids.count - acked.count < 500 {
+                mids.insert(try c.publish(topic: messages[sent].topic, payload: Array(messages[sent].payload.utf8), qos: 1))
+                sent += 1
+            }
+        }
+        _ = c.writePending()
+        _ = c.housekeeping()
+        if sent == messages.count, acked.isSuperset(of: mids) { c.disconnect(); _ = c.writePending(); return }
+    }
+    throw TestFailure("published \(sent) of \(messages.count), \(acked.count) acknowledged")
+}
+
+/// A Unix datagram socket standing in for systemd's notification socket.
+final class NotifyReceiver {
+    let path: String
+    let fd: Int32
+    private(set) var messages: [(at: Date, text: String)] = []
+
+    init(dir: String) throws {
+        path = dir + "/notify.sock"
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        let ok = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
+        guard ok else { throw TestFailure("bind \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    deinit { close(fd) }
+
+    /// Collects datagrams for `seconds`.
+    func collect(for seconds: TimeInterval) {
+        let end = Date().addingTimeInterval(seconds)
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while Date() < end {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 50) > 0 else { continue }
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { messages.append((Date(), String(decoding: buf[0..<n], as: UTF8.self))) }
+        }
+    }
+
+    func times(of field: String) -> [Date] {
+        messages.filter { $0.text.split(separator: "\n").contains { $0.hasPrefix(field) } }.map(\.at)
+    }
+}
+
+/// A plain HTTP GET to 127.0.0.1: (status, body).
+func httpGet(port: Int, path: String) throws -> (Int, String) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let ok = withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard ok else { throw TestFailure("connect 127.0.0.1:\(port)") }
+    let req = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    var data: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        data += buf[0..<n]
+    }
+    let text = String(decoding: data, as: UTF8.self)
+    guard let headEnd = text.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP response") }
+    let status = Int(text.split(separator: " ")[1]) ?? 0
+    return (status, String(text[headEnd.upperBound...]))
+}
+
+/// Splits a logfmt line into key/value pairs, or nil if it is not logfmt.
+func parseLogfmt(_ line: String) -> [String: String]? {
+    var out: [String: String] = [:]
+    var s = Substring(line)
+    while !s.isEmpty {
+        guard let eq = s.firstIndex(of: "=") else { return nil }
+        let key = String(s[..<eq])
+        guard !key.isEmpty, !key.contains(" "), !key.contains("\"") else { return nil }
+        s = s[s.index(after: eq)...]
+        var value = ""
+        if s.first == "\"" {
+            s = s.dropFirst()
+            var closed = false
+            while let c = s.first {
+                s = s.dropFirst()
+                if c == "\\", let n = s.first { value.append(n == "n" ? "\n" : n); s = s.dropFirst(); continue }
+                if c == "\"" { closed = true; break }
+                value.append(c)
+            }
+            guard closed else { return nil }
+        } else {
+            let end = s.firstIndex(of: " ") ?? s.endIndex
+            value = String(s[..<end])
+            s = s[end...]
+        }
+        out[key] = value
+        s = s.drop { $0 == " " }
+    }
+    return out
+}
