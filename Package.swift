@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries, reached only through the modules named after them.
@@ -36,7 +38,9 @@ let package = Package(
         .target(name: "VigilIngest", dependencies: ["VigilCore", "CMosquitto"]),
         // The durable outbox and the sinks it delivers to.
         .target(name: "VigilDispatch", dependencies: [
-            "VigilCore", "VigilStore", .product(name: "Logging", package: "swift-log"),
+            "VigilCore", "VigilStore", "VigilIngest", .product(name: "Logging", package: "swift-log"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Configuration, the running daemon, the log stream.
         .target(name: "VigilDaemon", dependencies: [
@@ -50,6 +54,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+
+        // Queue benchmarks behind docs/PERFORMANCE.md (scripts/bench); not part of the product.
+        .executableTarget(name: "vigil-bench", dependencies: [
+            "VigilCore", "VigilDispatch", "VigilStore", .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/VigilBench"),
 
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilDaemon"]),

@@ -92,11 +92,38 @@ public struct Daemon {
                 let dir = (path as NSString).deletingLastPathComponent
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 out.append(FileSink(name: s.name, path: path))
+            case "webhook":
+                guard let url = s.url else { throw DaemonError("sink '\(s.name)': webhook needs a url") }
+                var secret: String?
+                if let file = s.secretFile {
+                    guard let text = try readSecret(file, baseDirectory: config.baseDirectory) else {
+                        throw DaemonError("sink '\(s.name)': cannot read secret_file \(file)")
+                    }
+                    secret = text
+                }
+                out.append(WebhookSink(name: s.name, url: url, secret: secret, timeout: s.timeout, concurrency: s.concurrency))
+            case "mqtt":
+                let b = config.broker
+                let password = try readPassword(b.passwordFile, baseDirectory: config.baseDirectory)
+                let sink = MQTTSink(name: s.name, template: s.topic ?? "vigil/incidents/{route}/{severity}", qos: s.qos,
+                                    options: .init(host: b.host, port: b.port, clientID: b.clientID + "-sink-" + s.name, cleanSession: false,
+                                                   protocolV5: b.protocolVersion == "5", keepaliveSeconds: Int(b.keepalive / 1000),
+                                                   username: b.username, password: password, useTLS: b.useTLS,
+                                                   caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
+                                                   keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure),
+                                    timeout: s.timeout, logger: logger)
+                sink.start()
+                out.append(sink)
             default:
-                throw DaemonError("sink '\(s.name)': type \(s.type) is not available in this build")
+                throw DaemonError("sink '\(s.name)': unknown type \(s.type)")
             }
         }
         return out
+    }
+
+    /// A secret from a file or a systemd credential (`credential:NAME`).
+    static func readSecret(_ spec: String, baseDirectory: String) throws -> String? {
+        try readPassword(spec, baseDirectory: baseDirectory)
     }
 
     /// Reads the broker password from a file, or from a systemd credential
@@ -125,9 +152,6 @@ public struct DaemonError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-public enum VigilVersion {
-    public static let current = "0.1.0"
-}
 
 /// Ingestion and evaluation, on a thread of its own (it blocks in poll).
 struct IngestService: Service {

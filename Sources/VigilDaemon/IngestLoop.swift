@@ -20,6 +20,8 @@ public final class IngestStatus: Sendable {
         var openIncidents = 0
         var backpressured = false
     var pendingSubscriptions = Set<Int32>()
+    var heldBySevereEvents = false
+    var shedLog = RateLimiter(perSecond: 5)
         var lastLoopAt: Millis = 0
         var lagMs: Millis = 0
         var ready = false
@@ -72,6 +74,8 @@ final class IngestLoop {
     var statsBase = (received: 0, readings: 0, at: Millis(0))
     var backpressured = false
     var pendingSubscriptions = Set<Int32>()
+    var heldBySevereEvents = false
+    var shedLog = RateLimiter(perSecond: 5)
 
     init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
          reload: StopFlag, metrics: Metrics) {
@@ -168,7 +172,12 @@ final class IngestLoop {
                     continue
                 }
             }
-            backpressured = gauge.pending >= config.dispatch.maxPending
+            let full = gauge.pending >= config.dispatch.maxPending
+            if !full { heldBySevereEvents = false }
+            // block: a full queue stops reading. shed: reading goes on, events
+            // below shed_below are dropped, and a severe event arriving while
+            // full stops reading until the queue drains.
+            backpressured = full && (config.dispatch.overflow == .block || heldBySevereEvents)
             let timeout = Int32(max(0, min(sleepBudget(now), 1000)))
             let ready = client.wait(read: !backpressured, timeoutMs: timeout)
             var rc: Int32 = 0
@@ -271,6 +280,22 @@ final class IngestLoop {
             logger.debug("opening suppressed", metadata: ["rule": .string(s.rule), "key": .string(s.key), "reason": .string(s.reason)])
         }
         engine.suppressions.removeAll()
+        if config.dispatch.overflow == .shed, !events.isEmpty, gauge.pending >= config.dispatch.maxPending {
+            let below = config.dispatch.shedBelow
+            let shed = events.filter { $0.severity < below }
+            if !shed.isEmpty {
+                events.removeAll { $0.severity < below }
+                metrics.recordShed(shed.count)
+                for e in shed {
+                    if case .drop = shedLog.decide(now: now) { continue }
+                    logger.warning("event shed", metadata: [
+                        "rule": .string(e.rule), "incident_id": .string(e.incidentID), "severity": .string(e.severity.name),
+                        "type": .string(e.type.rawValue), "event_id": .string(e.eventID), "queue_pending": .stringConvertible(gauge.pending),
+                    ])
+                }
+            }
+            if !events.isEmpty { heldBySevereEvents = true }
+        }
         if !events.isEmpty || !dead.isEmpty {
             var attempt = 0
             while true {

@@ -12,6 +12,7 @@ public final class Metrics: Sendable {
         var suppressed = 0
         var lagSeconds = 0.0
         var reloads: [String: Int] = [:]
+        var shed = 0
     }
     let values = Mutex(Values())
 
@@ -35,6 +36,8 @@ public final class Metrics: Sendable {
             if dead > 0 { v.deliveries[sink + "\u{0}dead", default: 0] += dead }
         }
     }
+
+    func recordShed(_ n: Int) { values.withLock { $0.shed += n } }
 
     func recordReload(_ outcome: String) { values.withLock { $0.reloads[outcome, default: 0] += 1 } }
 
@@ -68,6 +71,7 @@ public final class Metrics: Sendable {
             for o in ["delivered", "retried", "dead"] { deliveries.append((label([("sink", s), ("outcome", o)]), Double(v.deliveries[s + "\u{0}" + o] ?? 0))) }
         }
         family("vigil_deliveries_total", "counter", "Delivery attempts, by sink and outcome.", deliveries)
+        family("vigil_events_shed_total", "counter", "Events dropped by overflow: shed while the queue was full.", [("", Double(v.shed))])
         family("vigil_evaluation_lag_seconds", "gauge", "Time from reading the last batch off the socket to committing its events.", [("", v.lagSeconds)])
         family("vigil_broker_connected", "gauge", "1 while connected to the broker.", [("", connected ? 1 : 0)])
         family("vigil_reloads_total", "counter", "Reloads on SIGHUP, by outcome.",

@@ -53,9 +53,17 @@ public final class Dispatcher: Sendable {
             logger.error("sink cannot open the queue", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
             return
         }
+        var lastResync: Millis = 0
+        // A dead receiver fails every event on every round: log a few lines a second, then a count.
+        var failureLog = RateLimiter(perSecond: 5)
         while !Task.isCancelled {
             let now = Time.now()
             heartbeat.store(now, ordering: .relaxed)
+            // Keep the backlog gauge true to the database (`vigil queue retry` changes it from outside).
+            if now - lastResync >= 5000, let n = try? cursor.pendingCount() {
+                gauge.set(sink.name, n)
+                lastResync = now
+            }
             let batch: [EventQueue.Pending]
             do {
                 batch = try cursor.nextBatch(now: now, limit: batchSize)
@@ -90,10 +98,17 @@ public final class Dispatcher: Sendable {
                         do { try cursor.retry(p.seq, at: at, error: reason, now: done) } catch {
                             logger.warning("queue update failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
                         }
-                        logger.warning("delivery failed, will retry", metadata: [
+                        var meta: Logger.Metadata = [
                             "sink": .string(sink.name), "event_id": .string(p.eventID), "attempt": .stringConvertible(p.attempts + 1),
                             "retry_in": .string(Units.formatDuration(at - done)), "error": .string(reason),
-                        ])
+                        ]
+                        switch failureLog.decide(now: done) {
+                        case .log: logger.warning("delivery failed, will retry", metadata: meta)
+                        case .logWithSuppressed(let n):
+                            meta["suppressed"] = .stringConvertible(n)
+                            logger.warning("delivery failed, will retry", metadata: meta)
+                        case .drop: break
+                        }
                     }
                 case .permanent(let reason):
                     markDead(cursor, p, reason, sink.name, done)
@@ -108,6 +123,9 @@ public final class Dispatcher: Sendable {
                 } catch {
                     logger.warning("queue update failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
                 }
+            }
+            if let n = failureLog.flush(now: done) {
+                logger.warning("delivery failures suppressed", metadata: ["sink": .string(sink.name), "suppressed": .stringConvertible(n)])
             }
             gauge.subtract(sink.name, finished)
             onOutcomes(sink.name, finished - died, retried, died)

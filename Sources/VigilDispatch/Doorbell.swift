@@ -47,6 +47,7 @@ public final class PendingGauge: Sendable {
     public init() {}
 
     public func set(_ values: [String: Int]) { counts.withLock { $0 = values } }
+    public func set(_ sink: String, _ n: Int) { counts.withLock { $0[sink] = n } }
     public func add(_ sink: String, _ n: Int) { counts.withLock { $0[sink, default: 0] += n } }
     public func add(_ values: [String: Int]) { counts.withLock { for (k, v) in values { $0[k, default: 0] += v } } }
     public func subtract(_ sink: String, _ n: Int) { counts.withLock { $0[sink] = max(0, ($0[sink] ?? 0) - n) } }

@@ -155,6 +155,10 @@ public final class SinkCursor {
     /// The earliest time a pending delivery of this sink may be tried, if any.
     public func earliestDue() throws -> Millis? { try nextDue.scalarInt(.text(sink)) }
 
+    public func pendingCount() throws -> Int {
+        Int(try db.prepare("SELECT count(*) FROM deliveries WHERE sink = ? AND state = 0").scalarInt(.text(sink)) ?? 0)
+    }
+
     public func delivered(_ seqs: [Int64], now: Millis) throws {
         try db.transaction {
             for s in seqs { try markDelivered.run(.text(sink), .int(s), .int(now)) }

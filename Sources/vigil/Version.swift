@@ -1,4 +1,5 @@
 import ArgumentParser
+import VigilCore
 import VigilDaemon
 import VigilIngest
 import VigilStore

@@ -7,7 +7,7 @@ struct Vigil: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Watches the safety sensors of residential communities and dispatches incidents.",
-        subcommands: [Run.self, Check.self, Test.self, Replay.self, Version.self])
+        subcommands: [Run.self, Check.self, Test.self, Replay.self, Queue.self, Version.self])
 }
 
 /// Options every command that reads the configuration shares.

@@ -191,7 +191,13 @@ final class VigilProcess {
 
 /// A config for one test: its own topic prefix, client id and state directory.
 func writeConfig(dir: String, broker: TestBroker, prefix: String, extra: String = "", rules: String? = nil, http: String = "null",
-                 broker extraBroker: String = "") throws -> String {
+                 broker extraBroker: String = "", dispatch: String? = nil) throws -> String {
+    let dispatchBlock = dispatch ?? """
+    dispatch:
+      sinks:
+        - { name: log, type: log }
+        - { name: file, type: file, path: \(dir)/incidents.jsonl }
+    """
     let text = """
     broker:
       url: \(broker.url)
@@ -210,10 +216,7 @@ func writeConfig(dir: String, broker: TestBroker, prefix: String, extra: String 
     rules: ["\(rules ?? repoRoot + "/config/rules.d/[1-5]*.yaml")"]
     state_dir: \(dir)/state
     http: { listen: \(http) }
-    dispatch:
-      sinks:
-        - { name: log, type: log }
-        - { name: file, type: file, path: \(dir)/incidents.jsonl }
+    \(dispatchBlock)
     \(extra)
     """
     let path = dir + "/vigil.yaml"

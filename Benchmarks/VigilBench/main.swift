@@ -1,0 +1,109 @@
+// vigil-bench: measures the dispatch queue. Run through scripts/bench:
+//   vigil-bench enqueue DB N          events/s written to the outbox (batches of 500 per transaction)
+//   vigil-bench fill DB N             N pending events for sinks "log" and "file" (for start-up and stats timing)
+//   vigil-bench deliver DB N CONC     events/s delivered to a local webhook receiver with CONC concurrency
+import Foundation
+import Logging
+import VigilCore
+import VigilDispatch
+import VigilStore
+
+func event(_ i: Int) -> IncidentEvent {
+    let sev: Severity = [.info, .minor, .major, .critical][i % 4]
+    return IncidentEvent(eventID: "bench-\(i)", type: .opened, incidentID: "inc-\(i)", rule: "charging_pile_overheat", severity: sev,
+                         route: "fire_safety", feed: "charging_pile", channel: "cp-\(i % 1311)",
+                         key: JSONObject([("channel", .string("cp-\(i % 1311)"))]), title: "Charging pile cp-\(i % 1311) at 71 °C (B3 bike shed)",
+                         labels: JSONObject([("hazard", "fire")]), channelInfo: JSONObject([("community", "C001"), ("building", "B3")]),
+                         startedAt: 1_795_852_800_000, openedAt: 1_795_852_830_000, resolvedAt: nil, at: 1_795_852_830_000, count: 2,
+                         reading: ReadingSnapshot(topic: "estate/C001/charging_pile/cp-1/telemetry", receivedAt: 1_795_852_830_000,
+                                                  payload: JSONObject([("temperature_c", 71), ("current_a", 12.5)])))
+}
+
+func fill(_ path: String, _ n: Int, sinks: [String], batch: Int) throws -> Double {
+    let db = try Database(path: path)
+    let q = try EventQueue(db: db)
+    let routes = sinks.map { EventQueue.SinkRoute(name: $0, routes: ["*"], minSeverity: .info) }
+    let start = Date()
+    var i = 0
+    while i < n {
+        let events = (i..<min(n, i + batch)).map(event)
+        try db.transaction { try q.enqueue(events, sinks: routes, now: Time.now()) }
+        i += batch
+    }
+    return Date().timeIntervalSince(start)
+}
+
+/// A minimal keep-alive HTTP receiver answering 200 to everything.
+func startReceiver() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    listen(fd, 64)
+    Thread.detachNewThread {
+        while true {
+            let c = accept(fd, nil, nil)
+            if c < 0 { continue }
+            Thread.detachNewThread {
+                var buf = [UInt8](repeating: 0, count: 1 << 16)
+                var pending: [UInt8] = []
+                let reply = Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8)
+                while true {
+                    let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+                    if n <= 0 { close(c); return }
+                    pending += buf[0..<n]
+                    // Answer each complete request (headers + Content-Length body).
+                    while let h = pending.firstRange(of: [13, 10, 13, 10]) {
+                        let head = String(decoding: pending[..<h.lowerBound], as: UTF8.self).lowercased()
+                        var length = 0
+                        if let r = head.range(of: "content-length:") {
+                            length = Int(head[r.upperBound...].prefix { $0 != "\r" }.trimmingCharacters(in: .whitespaces)) ?? 0
+                        }
+                        guard pending.count >= h.upperBound + length else { break }
+                        pending.removeFirst(h.upperBound + length)
+                        _ = reply.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    }
+                }
+            }
+        }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+let args = CommandLine.arguments
+guard args.count >= 4, let n = Int(args[3]) else {
+    print("usage: vigil-bench enqueue|fill|deliver DB N [CONCURRENCY]")
+    exit(2)
+}
+let path = args[2]
+switch args[1] {
+case "enqueue":
+    let secs = try fill(path, n, sinks: ["log", "file", "platform"], batch: 500)
+    print(String(format: "enqueue: %d events (3 sinks each) in %.2f s = %.0f events/s", n, secs, Double(n) / secs))
+case "fill":
+    let secs = try fill(path, n, sinks: ["log", "file"], batch: 5000)
+    print(String(format: "fill: %d pending events in %.1f s", n, secs))
+case "deliver":
+    let concurrency = args.count > 4 ? Int(args[4]) ?? 4 : 4
+    _ = try fill(path, n, sinks: ["platform"], batch: 5000)
+    let port = startReceiver()
+    let gauge = PendingGauge()
+    gauge.set(["platform": n])
+    let sink = WebhookSink(name: "platform", url: "http://127.0.0.1:\(port)/incidents", secret: "whsec_c2VjcmV0", timeout: 10_000, concurrency: concurrency)
+    let dispatcher = Dispatcher(databasePath: path, sinks: [sink], retry: RetryPolicy(initial: 100, max: 1000, maxAge: 3_600_000),
+                                gauge: gauge, logger: Logger(label: "bench"))
+    let start = Date()
+    let task = Task { await dispatcher.run() }
+    while gauge.pending > 0 { try await Task.sleep(for: .milliseconds(5)) }
+    let secs = Date().timeIntervalSince(start)
+    task.cancel()
+    dispatcher.ring()
+    print(String(format: "deliver: %d events to a local webhook, concurrency %d, in %.2f s = %.0f events/s", n, concurrency, secs, Double(n) / secs))
+default:
+    print("unknown benchmark \(args[1])")
+    exit(2)
+}
