@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilDaemon"]),
         .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore", "VigilStore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -21,6 +21,14 @@ public final class IngestStatus: Sendable {
         var backpressured = false
     var pendingSubscriptions = Set<Int32>()
     var heldBySevereEvents = false
+    /// When the engine state was last checkpointed (every 2 s, and at stop).
+    var lastCheckpoint: Millis = 0
+    static let checkpointInterval: Millis = 2000
+    var lastTrim: Millis = 0
+    /// Messages committed just before a crash, which the broker may deliver again.
+    struct Redelivery: Hashable { var mid: Int32; var topic: String; var payload: [UInt8] }
+    var redeliveries: [Redelivery: Int] = [:]
+    var redeliveryWindowEnds: Millis = 0
     var shedLog = RateLimiter(perSecond: 5)
         var lastLoopAt: Millis = 0
         var lagMs: Millis = 0
@@ -75,6 +83,14 @@ final class IngestLoop {
     var backpressured = false
     var pendingSubscriptions = Set<Int32>()
     var heldBySevereEvents = false
+    /// When the engine state was last checkpointed (every 2 s, and at stop).
+    var lastCheckpoint: Millis = 0
+    static let checkpointInterval: Millis = 2000
+    var lastTrim: Millis = 0
+    /// Messages committed just before a crash, which the broker may deliver again.
+    struct Redelivery: Hashable { var mid: Int32; var topic: String; var payload: [UInt8] }
+    var redeliveries: [Redelivery: Int] = [:]
+    var redeliveryWindowEnds: Millis = 0
     var shedLog = RateLimiter(perSecond: 5)
 
     init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
@@ -98,6 +114,7 @@ final class IngestLoop {
         let sinks = config.dispatch.sinks.map { EventQueue.SinkRoute(name: $0.name, routes: $0.routes, minSeverity: $0.minSeverity) }
         store = try StateStore(path: config.stateDatabasePath, sinks: sinks)
         gauge.set(try store.queue.pendingCounts())
+        try store.measureJournal()
         let b = config.broker
         client = try MosquittoClient(options: .init(
             host: b.host, port: b.port, clientID: b.clientID, cleanSession: b.cleanSession, protocolV5: b.protocolVersion == "5",
@@ -105,7 +122,7 @@ final class IngestLoop {
             caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
             keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure))
         let startAt = Time.now()
-        engine.start(at: startAt)
+        try recover(startAt: startAt)
         statsBase.at = startAt
         lastStats = startAt
         status.values.withLock { $0.ready = true; $0.lastLoopAt = startAt }
@@ -116,7 +133,8 @@ final class IngestLoop {
             while !stop.isSet { usleep(50_000) }
         }
         loop()
-        // Stopping: commit what is in hand, then let the PUBACKs go.
+        // Stopping: commit what is in hand with a checkpoint, then let the PUBACKs go.
+        lastCheckpoint = 0
         processBatch([], now: Time.now())
         _ = client.writePending()
         client.disconnect()
@@ -255,8 +273,72 @@ final class IngestLoop {
         return disconnected
     }
 
-    func processBatch(_ messages: [MosquittoClient.Message], now: Millis) {
+    /// Restores the last checkpoint and re-evaluates the journal after it, so
+    /// rule state is as if there had been no crash. Events come out with the
+    /// same ids and the queue ignores those it already holds.
+    func recover(startAt: Millis) throws {
+        guard let (seq, bytes) = try store.loadCheckpoint(),
+              let (restored, kept) = RuleEngine.restore(bytes, ruleSet: setup.ruleSet, registry: setup.registry) else {
+            engine.start(at: startAt)
+            _ = try store.commit(messages: [], events: [], deadLetters: [], checkpoint: engine.checkpoint(), now: startAt)
+            lastCheckpoint = startAt
+            return
+        }
+        engine = restored
+        let checkpointAt = engine.now
+        var events: [IncidentEvent] = []
+        var replayed = 0
+        var added = 0
+        var lastAt: Millis = checkpointAt
+        try store.journal(after: seq) { entry in
+            replayed += 1
+            lastAt = entry.receivedAt
+            switch decoder.decode(topic: entry.topic, payload: entry.payload, at: entry.receivedAt) {
+            case .success(let r): engine.process(r, into: &events)
+            case .failure: engine.advance(to: entry.receivedAt, into: &events)
+            }
+            if events.count >= 1000 {
+                added += try store.commit(messages: [], events: events, deadLetters: [], checkpoint: nil, now: startAt).values.reduce(0, +)
+                events.removeAll(keepingCapacity: true)
+            }
+        }
+        engine.suppressions.removeAll()
+        let gained = try store.commit(messages: [], events: events, deadLetters: [], checkpoint: engine.checkpoint(), now: startAt)
+        added += gained.values.reduce(0, +)
+        gauge.set(try store.queue.pendingCounts())
+        lastCheckpoint = startAt
+        for e in try store.recentJournal(since: lastAt - 5000) {
+            redeliveries[Redelivery(mid: e.mid, topic: e.topic, payload: e.payload), default: 0] += 1
+        }
+        redeliveryWindowEnds = startAt + 60_000
+        logger.notice("state restored", metadata: [
+            "checkpoint": .string(Time.format(checkpointAt)), "journal_replayed": .stringConvertible(replayed),
+            "rules_kept": .stringConvertible(kept.count), "open_incidents": .stringConvertible(engine.openIncidents),
+            "deliveries_added": .stringConvertible(added),
+        ])
+        status.values.withLock { $0.openIncidents = engine.openIncidents }
+    }
+
+    /// Whether a message is the broker's redelivery of one committed before a crash.
+    func isRedelivery(_ m: MosquittoClient.Message, now: Millis) -> Bool {
+        guard !redeliveries.isEmpty else { return false }
+        if now > redeliveryWindowEnds { redeliveries.removeAll(); return false }
+        let k = Redelivery(mid: m.mid, topic: m.topic, payload: m.payload)
+        guard let n = redeliveries[k] else { return false }
+        if n <= 1 { redeliveries.removeValue(forKey: k) } else { redeliveries[k] = n - 1 }
+        return true
+    }
+
+    func processBatch(_ incoming: [MosquittoClient.Message], now: Millis) {
         let started = Time.monotonicNanos()
+        var messages = incoming
+        if !redeliveries.isEmpty {
+            let before = messages.count
+            messages.removeAll { isRedelivery($0, now: now) }
+            if messages.count < before {
+                logger.info("redelivered messages skipped", metadata: ["count": .stringConvertible(before - messages.count)])
+            }
+        }
         var events: [IncidentEvent] = []
         var dead: [DeadLetter] = []
         var readings = 0
@@ -296,11 +378,14 @@ final class IngestLoop {
             }
             if !events.isEmpty { heldBySevereEvents = true }
         }
-        if !events.isEmpty || !dead.isEmpty {
+        let checkpoint: [UInt8]? = now - lastCheckpoint >= IngestLoop.checkpointInterval ? engine.checkpoint() : nil
+        if checkpoint != nil { lastCheckpoint = now }
+        if !messages.isEmpty || !events.isEmpty || !dead.isEmpty || checkpoint != nil {
+            let journal = messages.map { (receivedAt: now, mid: $0.mid, topic: $0.topic, payload: $0.payload) }
             var attempt = 0
             while true {
                 do {
-                    let added = try store.commit(events: events, deadLetters: dead, now: now)
+                    let added = try store.commit(messages: journal, events: events, deadLetters: dead, checkpoint: checkpoint, now: now)
                     gauge.add(added)
                     break
                 } catch {
@@ -362,6 +447,15 @@ final class IngestLoop {
     }
 
     func periodic(_ now: Millis) {
+        if now - lastTrim >= 60_000 {
+            lastTrim = now
+            do {
+                let n = try store.trimJournal(retention: config.journalRetention, maxSize: config.journalMaxSize, now: now)
+                if n > 0 { logger.debug("journal trimmed", metadata: ["rows": .stringConvertible(n)]) }
+            } catch {
+                logger.warning("journal trim failed", metadata: ["error": .string("\(error)")])
+            }
+        }
         if let n = deadLetterLog.flush(now: now) {
             logger.warning("dead letters suppressed", metadata: ["suppressed": .stringConvertible(n)])
         }

@@ -8,6 +8,10 @@ final class StateStore {
     let db: Database
     let queue: EventQueue
     let insertDeadLetter: Statement
+    let insertJournal: Statement
+    let writeCheckpoint: Statement
+    /// Approximate bytes of journal rows, for `journal.max_size`.
+    var journalBytes: Int64 = 0
     let trimDeadLetters: Statement
     let sinks: [EventQueue.SinkRoute]
     var deadLettersSinceTrim = 0
@@ -25,15 +29,51 @@ final class StateStore {
                 detail TEXT NOT NULL,
                 payload BLOB);
             """)
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS journal(
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                received_at INTEGER NOT NULL,
+                mid INTEGER NOT NULL,
+                topic TEXT NOT NULL,
+                payload BLOB NOT NULL);
+            CREATE INDEX IF NOT EXISTS journal_time ON journal(received_at);
+            CREATE TABLE IF NOT EXISTS checkpoint(
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                journal_seq INTEGER NOT NULL,
+                at INTEGER NOT NULL,
+                state BLOB NOT NULL);
+            """)
+        insertJournal = try db.prepare("INSERT INTO journal(received_at, mid, topic, payload) VALUES(?,?,?,?)")
+        writeCheckpoint = try db.prepare("INSERT OR REPLACE INTO checkpoint(id, journal_seq, at, state) VALUES(1,?,?,?)")
         insertDeadLetter = try db.prepare("INSERT INTO dead_letters(received_at, topic, reason, detail, payload) VALUES(?,?,?,?,?)")
         trimDeadLetters = try db.prepare("DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?")
         self.sinks = sinks
     }
 
-    /// Commits one batch; returns the deliveries added per sink.
-    func commit(events: [IncidentEvent], deadLetters: [DeadLetter], now: Millis) throws -> [String: Int] {
-        if events.isEmpty && deadLetters.isEmpty { return [:] }
+    /// A journaled message, as recovery reads it back.
+    struct JournalEntry {
+        var seq: Int64
+        var receivedAt: Millis
+        var mid: Int32
+        var topic: String
+        var payload: [UInt8]
+    }
+
+    /// Commits one batch — the messages read, the events they produced, the
+    /// dead letters and, when due, the engine's checkpoint — in one
+    /// transaction. Returns the deliveries added per sink.
+    func commit(messages: [(receivedAt: Millis, mid: Int32, topic: String, payload: [UInt8])], events: [IncidentEvent],
+                deadLetters: [DeadLetter], checkpoint: [UInt8]?, now: Millis) throws -> [String: Int] {
+        if messages.isEmpty && events.isEmpty && deadLetters.isEmpty && checkpoint == nil { return [:] }
         return try db.transaction {
+            for m in messages {
+                try insertJournal.run(.int(m.receivedAt), .int(Int64(m.mid)), .text(m.topic), .blob(m.payload))
+                journalBytes += Int64(m.payload.count + m.topic.utf8.count + 32)
+            }
+            if let checkpoint {
+                let seq = try db.prepare("SELECT coalesce(max(seq), 0) FROM journal").scalarInt() ?? 0
+                try writeCheckpoint.run(.int(seq), .int(now), .blob(checkpoint))
+            }
             for d in deadLetters {
                 // Dead letters are kept bounded: the oldest go first.
                 try insertDeadLetter.run(.int(d.receivedAt), .text(d.topic), .text(d.reason.rawValue), .text(d.detail),
@@ -46,5 +86,59 @@ final class StateStore {
             }
             return try queue.enqueue(events, sinks: sinks, now: now)
         }
+    }
+}
+
+extension StateStore {
+    /// The last checkpoint: the engine state and the journal position it includes.
+    func loadCheckpoint() throws -> (journalSeq: Int64, state: [UInt8])? {
+        var out: (Int64, [UInt8])?
+        try db.prepare("SELECT journal_seq, state FROM checkpoint WHERE id = 1").query([]) { out = ($0.int(0), $0.blob(1)) }
+        return out
+    }
+
+    /// Journal rows after `seq`, in order.
+    func journal(after seq: Int64, _ each: (JournalEntry) throws -> Void) throws {
+        try db.prepare("SELECT seq, received_at, mid, topic, payload FROM journal WHERE seq > ? ORDER BY seq").query([.int(seq)]) { r in
+            try each(JournalEntry(seq: r.int(0), receivedAt: r.int(1), mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4)))
+        }
+    }
+
+    /// Messages journaled in the last moments before `until`: after a crash the
+    /// broker redelivers those whose PUBACK had not left yet.
+    func recentJournal(since: Millis) throws -> [JournalEntry] {
+        var out: [JournalEntry] = []
+        try db.prepare("SELECT seq, received_at, mid, topic, payload FROM journal WHERE received_at >= ? ORDER BY seq").query([.int(since)]) { r in
+            out.append(JournalEntry(seq: r.int(0), receivedAt: r.int(1), mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4)))
+        }
+        return out
+    }
+
+    func measureJournal() throws {
+        journalBytes = try db.prepare("SELECT coalesce(sum(length(payload) + length(topic) + 32), 0) FROM journal").scalarInt() ?? 0
+    }
+
+    /// Drops journal rows older than `retention`, and the oldest while over
+    /// `maxSize`, never rows the last checkpoint does not include.
+    func trimJournal(retention: Millis, maxSize: Int64, now: Millis) throws -> Int {
+        guard let (seq, _) = try loadCheckpoint() else { return 0 }
+        var removed = 0
+        try db.transaction {
+            try db.prepare("DELETE FROM journal WHERE seq <= ? AND received_at < ?").run(.int(seq), .int(now - retention))
+            removed += db.changes
+        }
+        while journalBytes > maxSize {
+            var freed: Int64 = 0
+            var n = 0
+            try db.transaction {
+                try db.prepare("DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ? ORDER BY seq LIMIT 10000) RETURNING length(payload) + length(topic) + 32")
+                    .query([.int(seq)]) { freed += $0.int(0); n += 1 }
+            }
+            if n == 0 { break }
+            journalBytes -= freed
+            removed += n
+        }
+        if removed > 0 { try measureJournal() }
+        return removed
     }
 }

@@ -49,6 +49,12 @@ public final class MosquittoClient {
         public var payload: [UInt8]
         public var qos: Int32
         public var retain: Bool
+        /// The MQTT packet id (QoS 1): a redelivery after a reconnect carries the same one.
+        public var mid: Int32
+
+        public init(topic: String, payload: [UInt8], qos: Int32, retain: Bool, mid: Int32) {
+            self.topic = topic; self.payload = payload; self.qos = qos; self.retain = retain; self.mid = mid
+        }
     }
 
     public enum Event: Sendable {
@@ -137,7 +143,7 @@ public final class MosquittoClient {
             if m.payloadlen > 0, let p = m.payload {
                 payload = Array(UnsafeRawBufferPointer(start: p, count: Int(m.payloadlen)))
             }
-            c.inbox.append(Message(topic: topic, payload: payload, qos: m.qos, retain: m.retain))
+            c.inbox.append(Message(topic: topic, payload: payload, qos: m.qos, retain: m.retain, mid: m.mid))
         }
     }
 
