@@ -19,17 +19,6 @@ public final class IngestStatus: Sendable {
         var events = 0
         var openIncidents = 0
         var backpressured = false
-    var pendingSubscriptions = Set<Int32>()
-    var heldBySevereEvents = false
-    /// When the engine state was last checkpointed (every 2 s, and at stop).
-    var lastCheckpoint: Millis = 0
-    static let checkpointInterval: Millis = 2000
-    var lastTrim: Millis = 0
-    /// Messages committed just before a crash, which the broker may deliver again.
-    struct Redelivery: Hashable { var mid: Int32; var topic: String; var payload: [UInt8] }
-    var redeliveries: [Redelivery: Int] = [:]
-    var redeliveryWindowEnds: Millis = 0
-    var shedLog = RateLimiter(perSecond: 5)
         var lastLoopAt: Millis = 0
         var lagMs: Millis = 0
         var ready = false
@@ -91,6 +80,25 @@ final class IngestLoop {
     struct Redelivery: Hashable { var mid: Int32; var topic: String; var payload: [UInt8] }
     var redeliveries: [Redelivery: Int] = [:]
     var redeliveryWindowEnds: Millis = 0
+    var hasConnectedBefore = false
+    /// Only the last batch can be unacknowledged (PUBACKs follow each commit),
+    /// and a batch holds at most this many messages; message ids are unique
+    /// within far more than that (65,535), so a match is a redelivery.
+    static let redeliveryWindow = 4096
+
+    /// After any reconnect the broker may resend messages we committed but whose
+    /// PUBACK it never recorded: remember the tail of the journal to skip them.
+    func armRedeliveryFilter() {
+        do {
+            redeliveries.removeAll()
+            for e in try store.recentJournal(last: IngestLoop.redeliveryWindow) {
+                redeliveries[Redelivery(mid: e.mid, topic: e.topic, payload: e.payload), default: 0] += 1
+            }
+            redeliveryWindowEnds = Time.now() + 30_000
+        } catch {
+            logger.warning("cannot read the journal tail", metadata: ["error": .string("\(error)")])
+        }
+    }
     var shedLog = RateLimiter(perSecond: 5)
 
     init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
@@ -210,7 +218,10 @@ final class IngestLoop {
             sawDisconnect = handleClientEvents() || sawDisconnect
             if rc != 0 && client.socket < 0 {
                 if !sawDisconnect && !reconnectScheduled {
-                    logger.warning("broker connection lost", metadata: ["broker": .string(config.broker.url), "code": .stringConvertible(rc)])
+                    logger.warning("broker connection lost", metadata: [
+                        "broker": .string(config.broker.url), "error": .string(MosquittoError(code: rc, context: "connection").description),
+                        "retry_in": .string(Units.formatDuration(backoff)),
+                    ])
                 }
                 status.values.withLock { $0.connected = false }
                 scheduleReconnect(Time.now())
@@ -234,6 +245,8 @@ final class IngestLoop {
             switch e {
             case .connected(let code, let reason):
                 if code == 0 {
+                    if hasConnectedBefore { armRedeliveryFilter() }
+                    hasConnectedBefore = true
                     backoff = config.broker.reconnectInitial
                     status.values.withLock { $0.connected = true }
                     logger.notice("broker connected", metadata: ["broker": .string(config.broker.url), "client_id": .string(config.broker.clientID)])
@@ -307,10 +320,8 @@ final class IngestLoop {
         added += gained.values.reduce(0, +)
         gauge.set(try store.queue.pendingCounts())
         lastCheckpoint = startAt
-        for e in try store.recentJournal(since: lastAt - 5000) {
-            redeliveries[Redelivery(mid: e.mid, topic: e.topic, payload: e.payload), default: 0] += 1
-        }
-        redeliveryWindowEnds = startAt + 60_000
+        _ = lastAt
+        armRedeliveryFilter()
         logger.notice("state restored", metadata: [
             "checkpoint": .string(Time.format(checkpointAt)), "journal_replayed": .stringConvertible(replayed),
             "rules_kept": .stringConvertible(kept.count), "open_incidents": .stringConvertible(engine.openIncidents),
@@ -322,7 +333,7 @@ final class IngestLoop {
     /// Whether a message is the broker's redelivery of one committed before a crash.
     func isRedelivery(_ m: MosquittoClient.Message, now: Millis) -> Bool {
         guard !redeliveries.isEmpty else { return false }
-        if now > redeliveryWindowEnds { redeliveries.removeAll(); return false }
+        if now > redeliveryWindowEnds || m.qos == 0 { if now > redeliveryWindowEnds { redeliveries.removeAll() }; return false }
         let k = Redelivery(mid: m.mid, topic: m.topic, payload: m.payload)
         guard let n = redeliveries[k] else { return false }
         if n <= 1 { redeliveries.removeValue(forKey: k) } else { redeliveries[k] = n - 1 }

@@ -104,11 +104,11 @@ extension StateStore {
         }
     }
 
-    /// Messages journaled in the last moments before `until`: after a crash the
-    /// broker redelivers those whose PUBACK had not left yet.
-    func recentJournal(since: Millis) throws -> [JournalEntry] {
+    /// The last `n` journaled messages: after a crash or a reconnect the broker
+    /// redelivers those whose PUBACK it had not recorded.
+    func recentJournal(last n: Int) throws -> [JournalEntry] {
         var out: [JournalEntry] = []
-        try db.prepare("SELECT seq, received_at, mid, topic, payload FROM journal WHERE received_at >= ? ORDER BY seq").query([.int(since)]) { r in
+        try db.prepare("SELECT seq, received_at, mid, topic, payload FROM journal ORDER BY seq DESC LIMIT ?").query([.int(Int64(n))]) { r in
             out.append(JournalEntry(seq: r.int(0), receivedAt: r.int(1), mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4)))
         }
         return out

@@ -8,9 +8,14 @@ import Glibc
 public struct MosquittoError: Error, Sendable, CustomStringConvertible {
     public let code: Int32
     public let context: String
+
+    public init(code: Int32, context: String) { self.code = code; self.context = context }
     public var description: String {
         let text = String(cString: mosquitto_strerror(code))
         if code == MOSQ_ERR_ERRNO.rawValue { return "\(context): \(String(cString: strerror(errno)))" }
+        if code == MOSQ_ERR_TLS.rawValue {
+            return "\(context): TLS handshake failed — check that tls.ca_file is the authority that signed the broker's certificate, that the certificate names this host, and the client certificate and key if the broker asks for them"
+        }
         return "\(context): \(text)"
     }
 }

@@ -7,12 +7,15 @@ final class TestBroker: @unchecked Sendable {
     // @unchecked: immutable after init; `process` is only touched in init and deinit.
     let host: String
     let port: Int
-    let process: Process?
+    var process: Process?
     let dir: String?
+    /// Extra mosquitto_pub arguments (TLS: --cafile …).
+    var publishArgs: [String] = []
 
     /// `privateBroker`: always start one (to stop it, or to require a password).
-    init(privateBroker: Bool = false, user: (name: String, password: String)? = nil) throws {
-        if !privateBroker, user == nil, let env = ProcessInfo.processInfo.environment["VIGIL_TEST_BROKER"], let colon = env.lastIndex(of: ":"),
+    init(privateBroker: Bool = false, user: (name: String, password: String)? = nil, listener: ((Int) -> String)? = nil,
+         extraConfig: String = "") throws {
+        if !privateBroker, user == nil, listener == nil, extraConfig.isEmpty, let env = ProcessInfo.processInfo.environment["VIGIL_TEST_BROKER"], let colon = env.lastIndex(of: ":"),
            let p = Int(env[env.index(after: colon)...]) {
             host = String(env[..<colon]); port = p; process = nil; dir = nil
             return
@@ -21,7 +24,8 @@ final class TestBroker: @unchecked Sendable {
         port = try freePort()
         let d = NSTemporaryDirectory() + "vigil-broker-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        var conf = "listener \(port) 127.0.0.1\npersistence false\nmax_queued_messages 0\n"
+        var conf = (listener?(port) ?? "listener \(port) 127.0.0.1\n") + "max_queued_messages 0\n" + extraConfig
+        if !extraConfig.contains("persistence") { conf += "persistence false\n" }
         if let user {
             let pw = Process()
             pw.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_passwd")
@@ -36,20 +40,38 @@ final class TestBroker: @unchecked Sendable {
             conf += "allow_anonymous true\n"
         }
         try conf.write(toFile: d + "/mosquitto.conf", atomically: true, encoding: .utf8)
+        chmod(d, 0o777)  // mosquitto drops to its own user and may write persistence files here
+        dir = d
+        try launch()
+    }
+
+    /// Starts (or restarts) the private broker with its configuration.
+    func launch() throws {
+        guard let dir else { return }
+        // Children of the test runner inherit its blocked signals; the shim
+        // clears the mask so mosquitto stops (and saves) on SIGINT as it should.
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
-        p.arguments = ["-c", d + "/mosquitto.conf"]
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", "import os, signal; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv('/usr/sbin/mosquitto', ['mosquitto', '-c', '\(dir)/mosquitto.conf'])"]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
         process = p
-        dir = d
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
-            if user != nil ? isListening(port) : (try? publish(topic: "vigil/ping", payload: "x", qos: 0)) != nil { return }
+            if isListening(port) { usleep(50_000); return }
             usleep(50_000)
         }
         throw TestFailure("mosquitto did not start on port \(port)")
+    }
+
+    /// Stops the private broker gracefully (it saves its persistence file), then starts it again.
+    func restart() throws {
+        if let process, process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGINT)
+            if !waitForExit(process, seconds: 10) { Glibc.kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        }
+        try launch()
     }
 
     deinit {
@@ -79,14 +101,17 @@ final class TestBroker: @unchecked Sendable {
     func publish(topic: String, bytes: [UInt8], qos: Int = 1) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
-        p.arguments = ["-h", host, "-p", String(port), "-q", String(qos), "-t", topic, "-s"]
+        p.arguments = ["-h", host, "-p", String(port), "-q", String(qos), "-t", topic, "-s"] + publishArgs
         let input = Pipe()
         p.standardInput = input
         p.standardError = FileHandle.nullDevice
         try p.run()
         input.fileHandleForWriting.write(Data(bytes))
         try input.fileHandleForWriting.close()
-        p.waitUntilExit()
+        if !waitForExit(p, seconds: 15) {
+            Glibc.kill(p.processIdentifier, SIGKILL)
+            throw TestFailure("mosquitto_pub did not finish")
+        }
         if p.terminationStatus != 0 { throw TestFailure("mosquitto_pub exited \(p.terminationStatus)") }
     }
 }
@@ -94,6 +119,15 @@ final class TestBroker: @unchecked Sendable {
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
+}
+
+/// Waits for a child process, at most `seconds`.
+func waitForExit(_ p: Process, seconds: TimeInterval) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    if p.isRunning { return false }
+    p.waitUntilExit()
+    return true
 }
 
 func isListening(_ port: Int) -> Bool {
@@ -184,7 +218,11 @@ final class VigilProcess {
     func stop() -> (Int32, TimeInterval) {
         let start = Date()
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        if !waitForExit(process, seconds: 20) {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return (-1, Date().timeIntervalSince(start))
+        }
         return (process.terminationStatus, Date().timeIntervalSince(start))
     }
 }
