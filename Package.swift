@@ -57,7 +57,7 @@ let package = Package(
 
         // Queue benchmarks behind docs/PERFORMANCE.md (scripts/bench); not part of the product.
         .executableTarget(name: "vigil-bench", dependencies: [
-            "VigilCore", "VigilDispatch", "VigilStore", .product(name: "Logging", package: "swift-log"),
+            "VigilCore", "VigilDispatch", "VigilStore", "VigilIngest", .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/VigilBench"),
 
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import VigilCore
 import VigilDispatch
+import VigilIngest
 import VigilStore
 
 func event(_ i: Int) -> IncidentEvent {
@@ -74,9 +75,58 @@ func startReceiver() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// Publishes the messages of a recording as fast as the broker takes them,
+/// with up to `window` QoS 1 messages unacknowledged; prints the rate.
+func publish(file: String, host: String, port: Int, qos: Int32, limit: Int, window: Int) throws {
+    var messages: [(String, [UInt8])] = []
+    let fd = open(file, O_RDONLY)
+    LineReader(fd: fd).forEachLine { line, _ in
+        guard messages.count < limit, case .success(let r) = RecordedMessage.parse(line: line, maxDepth: 64) else { return }
+        switch r.payload {
+        case .bytes(let b): messages.append((r.topic, b))
+        case .parsed(let v, _, _): messages.append((r.topic, Array(v.description.utf8)))
+        }
+    }
+    close(fd)
+    let c = try MosquittoClient(options: .init(host: host, port: port, clientID: "vigil-bench-\(getpid())", cleanSession: true))
+    try c.connect()
+    var connected = false, sent = 0, acked = 0
+    var start = Date()
+    while acked < messages.count {
+        let ready = c.wait(read: true, timeoutMs: 1)
+        if ready.readable { _ = c.readAvailable(maxMessages: 10_000) }
+        for e in c.takeEvents() {
+            switch e {
+            case .connected(let code, _): connected = code == 0; start = Date()
+            case .published: acked += 1
+            default: break
+            }
+        }
+        if connected {
+            while sent < messages.count, (qos == 0 || sent - acked < window) {
+                _ = try c.publish(topic: messages[sent].0, payload: messages[sent].1, qos: qos)
+                sent += 1
+                if sent % 256 == 0 { break }
+            }
+        }
+        _ = c.writePending()
+        _ = c.housekeeping()
+    }
+    let secs = Date().timeIntervalSince(start)
+    print(String(format: "publish: %d messages QoS %d in %.2f s = %.0f msg/s", messages.count, qos, secs, Double(messages.count) / secs))
+    c.disconnect()
+    _ = c.writePending()
+}
+
 let args = CommandLine.arguments
+if args.count >= 6, args[1] == "publish" {
+    // vigil-bench publish FILE HOST:PORT QOS COUNT
+    let hp = args[3].split(separator: ":")
+    try publish(file: args[2], host: String(hp[0]), port: Int(hp[1]) ?? 1883, qos: Int32(args[4]) ?? 1, limit: Int(args[5]) ?? .max, window: 1000)
+    exit(0)
+}
 guard args.count >= 4, let n = Int(args[3]) else {
-    print("usage: vigil-bench enqueue|fill|deliver DB N [CONCURRENCY]")
+    print("usage: vigil-bench enqueue|fill|deliver DB N [CONCURRENCY]   or   vigil-bench publish FILE HOST:PORT QOS COUNT")
     exit(2)
 }
 let path = args[2]

@@ -65,6 +65,7 @@ public final class EventQueue {
             updated_at INTEGER,
             PRIMARY KEY(sink, seq)) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries(sink, state, severity DESC, seq);
+        CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries(sink, incident_id, state, seq);
         CREATE INDEX IF NOT EXISTS events_incident ON events(incident_id);
         """
 
