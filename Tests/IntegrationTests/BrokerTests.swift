@@ -63,15 +63,6 @@ import VigilStore
         }
     }
 
-    func journalCounts(_ path: String) throws -> [Int: Int] {
-        let db = try Database(path: path, readOnly: true)
-        var out: [Int: Int] = [:]
-        try db.prepare("SELECT payload FROM journal").query([]) { row in
-            if case .object(let o)? = try? JSONParser.parse(row.blob(0)), let v = o["n"]?.numberValue { out[Int(v), default: 0] += 1 }
-        }
-        return out
-    }
-
     @Test func aBrokerRestartMidStreamLosesAndRepeatsNothing() throws {
         let dir = try makeWorkDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

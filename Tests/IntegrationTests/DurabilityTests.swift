@@ -80,13 +80,13 @@ import VigilStore
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if done.isSet {
-                journaled = try countJournal(dir + "/state/vigil.db")
+                journaled = try journalCounts(dir + "/state/vigil.db")
                 if journaled.count == n { break }
             }
             usleep(200_000)
         }
         usleep(500_000)
-        journaled = try countJournal(dir + "/state/vigil.db")
+        journaled = try journalCounts(dir + "/state/vigil.db")
         #expect(journaled.count == n, "\(journaled.count) of \(n) messages journaled")
         let twice = journaled.filter { $0.value > 1 }
         #expect(twice.isEmpty, "\(twice.count) messages journaled more than once, e.g. \(twice.first.map { "n=\($0.key) ×\($0.value)" } ?? "")")
@@ -101,13 +101,4 @@ import VigilStore
         #expect(vigil.stop().0 == 0)
     }
 
-    /// Journal rows by the message's `n`.
-    func countJournal(_ path: String) throws -> [Int: Int] {
-        let db = try Database(path: path, readOnly: true)
-        var out: [Int: Int] = [:]
-        try db.prepare("SELECT payload FROM journal").query([]) { row in
-            if case .object(let o)? = try? JSONParser.parse(row.blob(0)), let v = o["n"]?.numberValue { out[Int(v), default: 0] += 1 }
-        }
-        return out
-    }
 }

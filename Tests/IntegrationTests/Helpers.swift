@@ -74,16 +74,8 @@ final class NotifyReceiver {
 
 /// A plain HTTP GET to 127.0.0.1: (status, body).
 func httpGet(port: Int, path: String) throws -> (Int, String) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard let fd = connectLoopback(port) else { throw TestFailure("connect 127.0.0.1:\(port)") }
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let ok = withUnsafePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-    guard ok else { throw TestFailure("connect 127.0.0.1:\(port)") }
     let req = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
     _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
     var data: [UInt8] = []

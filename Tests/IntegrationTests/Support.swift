@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import VigilCore
+import VigilStore
 
 /// A real mosquitto for the tests: the one `.ci/run` started (VIGIL_TEST_BROKER=host:port),
 /// or a private one started here on a free port and stopped by its PID.
@@ -131,30 +133,16 @@ func waitForExit(_ p: Process, seconds: TimeInterval) -> Bool {
 }
 
 func isListening(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
+    guard let fd = connectLoopback(port) else { return false }
+    close(fd)
+    return true
 }
 
 func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw TestFailure("no free port") }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    guard let port = bindLoopback(fd) else { throw TestFailure("no free port") }
+    return port
 }
 
 let repoRoot = #filePath.replacingOccurrences(of: "/Tests/IntegrationTests/Support.swift", with: "")
@@ -270,4 +258,42 @@ func makeWorkDir() throws -> String {
 
 func readLines(_ path: String) -> [String] {
     ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+}
+
+/// Journal rows of a state database, counted by the message's `n` field.
+func journalCounts(_ path: String) throws -> [Int: Int] {
+    let db = try Database(path: path, readOnly: true)
+    var out: [Int: Int] = [:]
+    try db.prepare("SELECT payload FROM journal").query([]) { row in
+        if case .object(let o)? = try? JSONParser.parse(row.blob(0)), let v = o["n"]?.numberValue { out[Int(v), default: 0] += 1 }
+    }
+    return out
+}
+
+/// A TCP socket connected to 127.0.0.1:port, or nil.
+func connectLoopback(_ port: Int) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let ok = withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    if ok { return fd }
+    close(fd)
+    return nil
+}
+
+/// Binds a socket to 127.0.0.1 on a port the kernel picks; returns the port.
+func bindLoopback(_ fd: Int32) -> Int? {
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    return ok ? Int(UInt16(bigEndian: addr.sin_port)) : nil
 }

@@ -31,16 +31,8 @@ final class WebhookReceiver: @unchecked Sendable {
         self.fd = fd
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard ok, listen(fd, 64) == 0 else { throw TestFailure("receiver: bind/listen failed") }
-        port = Int(UInt16(bigEndian: addr.sin_port))
+        guard let p = bindLoopback(fd), listen(fd, 64) == 0 else { throw TestFailure("receiver: bind/listen failed") }
+        port = p
         let t = Thread { [self] in acceptLoop() }
         t.start()
     }

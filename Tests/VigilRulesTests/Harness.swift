@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilDaemon
 @testable import VigilRules
 
 /// A scratch folder removed when the test ends.
@@ -22,14 +23,7 @@ final class TempDir {
 
 let standardFeeds: Set<String> = ["smart_gate", "fire_alarm", "elevator_ebike", "charging_pile", "falling_object"]
 
-let standardSubscriptions: [Subscription] = [
-    ("estate/{community}/smart_gate/{channel}/event", "smart_gate"),
-    ("estate/{community}/fire_alarm/{channel}/event", "fire_alarm"),
-    ("estate/{community}/elevator_ebike/{channel}/event", "elevator_ebike"),
-    ("estate/{community}/charging_pile/{channel}/telemetry", "charging_pile"),
-    ("estate/{community}/falling_object/{channel}/event", "falling_object"),
-    ("estate/{community}/{feed}/{channel}/status", "{feed}"),
-].map { Subscription(pattern: try! TopicPattern($0.0), feed: FeedSpec($0.1)) }
+let standardSubscriptions = VigilConfig.defaultSubscriptions
 
 func loadRules(_ files: [String: String]) -> (RuleSet, [Diagnostic], TempDir) {
     let dir = TempDir()
