@@ -28,6 +28,15 @@ public struct RateLimiter: Sendable {
         return .drop
     }
 
+    /// Runs `emit` when a line may be written, passing how many were suppressed before it (nil: none).
+    public mutating func admit(now: Millis, _ emit: (Int?) -> Void) {
+        switch decide(now: now) {
+        case .log: emit(nil)
+        case .logWithSuppressed(let n): emit(n)
+        case .drop: break
+        }
+    }
+
     /// A summary owed for lines dropped in an earlier second, if any.
     public mutating func flush(now: Millis) -> Int? {
         guard suppressed > 0, now - windowStart >= 1000 else { return nil }

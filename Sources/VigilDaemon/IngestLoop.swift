@@ -302,10 +302,8 @@ final class IngestLoop {
         var events: [IncidentEvent] = []
         var replayed = 0
         var added = 0
-        var lastAt: Millis = checkpointAt
         try store.journal(after: seq) { entry in
             replayed += 1
-            lastAt = entry.receivedAt
             switch decoder.decode(topic: entry.topic, payload: entry.payload, at: entry.receivedAt) {
             case .success(let r): engine.process(r, into: &events)
             case .failure: engine.advance(to: entry.receivedAt, into: &events)
@@ -320,7 +318,6 @@ final class IngestLoop {
         added += gained.values.reduce(0, +)
         gauge.set(try store.queue.pendingCounts())
         lastCheckpoint = startAt
-        _ = lastAt
         armRedeliveryFilter()
         logger.notice("state restored", metadata: [
             "checkpoint": .string(Time.format(checkpointAt)), "journal_replayed": .stringConvertible(replayed),
@@ -380,11 +377,14 @@ final class IngestLoop {
                 events.removeAll { $0.severity < below }
                 metrics.recordShed(shed.count)
                 for e in shed {
-                    if case .drop = shedLog.decide(now: now) { continue }
-                    logger.warning("event shed", metadata: [
-                        "rule": .string(e.rule), "incident_id": .string(e.incidentID), "severity": .string(e.severity.name),
-                        "type": .string(e.type.rawValue), "event_id": .string(e.eventID), "queue_pending": .stringConvertible(gauge.pending),
-                    ])
+                    shedLog.admit(now: now) { suppressed in
+                        var meta: Logger.Metadata = [
+                            "rule": .string(e.rule), "incident_id": .string(e.incidentID), "severity": .string(e.severity.name),
+                            "type": .string(e.type.rawValue), "event_id": .string(e.eventID), "queue_pending": .stringConvertible(gauge.pending),
+                        ]
+                        if let suppressed { meta["suppressed"] = .stringConvertible(suppressed) }
+                        logger.warning("event shed", metadata: meta)
+                    }
                 }
             }
             if !events.isEmpty { heldBySevereEvents = true }
@@ -447,13 +447,10 @@ final class IngestLoop {
     }
 
     func logDeadLetter(_ d: DeadLetter, _ now: Millis) {
-        var meta: Logger.Metadata = ["reason": .string(d.reason.rawValue), "topic": .string(d.topic), "detail": .string(d.detail)]
-        switch deadLetterLog.decide(now: now) {
-        case .log: logger.warning("dead letter", metadata: meta)
-        case .logWithSuppressed(let n):
-            meta["suppressed"] = .stringConvertible(n)
+        deadLetterLog.admit(now: now) { suppressed in
+            var meta: Logger.Metadata = ["reason": .string(d.reason.rawValue), "topic": .string(d.topic), "detail": .string(d.detail)]
+            if let suppressed { meta["suppressed"] = .stringConvertible(suppressed) }
             logger.warning("dead letter", metadata: meta)
-        case .drop: break
         }
     }
 

@@ -98,16 +98,13 @@ public final class Dispatcher: Sendable {
                         do { try cursor.retry(p.seq, at: at, error: reason, now: done) } catch {
                             logger.warning("queue update failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
                         }
-                        var meta: Logger.Metadata = [
-                            "sink": .string(sink.name), "event_id": .string(p.eventID), "attempt": .stringConvertible(p.attempts + 1),
-                            "retry_in": .string(Units.formatDuration(at - done)), "error": .string(reason),
-                        ]
-                        switch failureLog.decide(now: done) {
-                        case .log: logger.warning("delivery failed, will retry", metadata: meta)
-                        case .logWithSuppressed(let n):
-                            meta["suppressed"] = .stringConvertible(n)
+                        failureLog.admit(now: done) { suppressed in
+                            var meta: Logger.Metadata = [
+                                "sink": .string(sink.name), "event_id": .string(p.eventID), "attempt": .stringConvertible(p.attempts + 1),
+                                "retry_in": .string(Units.formatDuration(at - done)), "error": .string(reason),
+                            ]
+                            if let suppressed { meta["suppressed"] = .stringConvertible(suppressed) }
                             logger.warning("delivery failed, will retry", metadata: meta)
-                        case .drop: break
                         }
                     }
                 case .permanent(let reason):

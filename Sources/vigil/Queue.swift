@@ -58,7 +58,7 @@ struct Queue: AsyncParsableCommand {
         func run() async throws {
             var st: EventQueue.DeliveryState?
             if let state {
-                guard let s = EventQueue.DeliveryState.allCases.first(where: { $0.name == state }), s != .delivered || true else {
+                guard let s = EventQueue.DeliveryState.allCases.first(where: { $0.name == state }) else {
                     throw ValidationError("--state must be pending, delivered or dead")
                 }
                 st = s
