@@ -8,6 +8,21 @@ struct Vigil: AsyncParsableCommand {
         commandName: "vigil",
         abstract: "Watches the safety sensors of residential communities and dispatches incidents.",
         subcommands: [Run.self, Check.self, Test.self, Replay.self, Queue.self, Version.self])
+
+    /// Exit codes: 0 success, 1 a failed check, 2 bad usage (argument-parser's
+    /// own default for usage errors is 64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var async = command as? AsyncParsableCommand { try await async.run() } else { try command.run() }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                printError(fullMessage(for: error))
+                Glibc.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command that reads the configuration shares.

@@ -45,6 +45,18 @@ import Testing
         #expect(vigil.log.contains("vigil stopped"))
     }
 
+    @Test(arguments: [["bogus"], ["check", "--nope"], ["replay", "--until", "soon"], ["queue", "retry"], ["test"]])
+    func badUsageExitsWith2(_ args: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: vigilBinary())
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 2, "vigil \(args.joined(separator: " ")) exited \(p.terminationStatus)")
+    }
+
     @Test func runsOnTheEmbeddedDefaultsWithoutAnyConfigFile() throws {
         // No config file: the built-in defaults (broker 127.0.0.1:1883, ./state, ./rules.d).
         // Only the start-up is checked here; the broker port is not ours to assume.
