@@ -104,6 +104,7 @@ import Testing
         #expect(took < 10, "stop took \(took)s")
         // The rest waits at the broker for the persistent session.
         vigil = try VigilProcess(config: config, workDir: dir)
+        try vigil.waitForLog("subscriptions active", timeout: 20)
         let deadline = Date().addingTimeInterval(30)
         var channels = Set<String>()
         while Date() < deadline {
