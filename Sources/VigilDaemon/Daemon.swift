@@ -24,7 +24,7 @@ public struct Daemon {
     public func run() async throws {
         let config = setup.config
         try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
-        let password = try Daemon.readPassword(config.broker.passwordFile, baseDirectory: config.baseDirectory)
+        let password = try Daemon.readSecret(config.broker.passwordFile, baseDirectory: config.baseDirectory)
         let sinks = try Daemon.makeSinks(config, logger: logger)
         let metrics = self.metrics
         let dispatcher = Dispatcher(databasePath: config.stateDatabasePath, sinks: sinks,
@@ -104,7 +104,7 @@ public struct Daemon {
                 out.append(WebhookSink(name: s.name, url: url, secret: secret, timeout: s.timeout, concurrency: s.concurrency))
             case "mqtt":
                 let b = config.broker
-                let password = try readPassword(b.passwordFile, baseDirectory: config.baseDirectory)
+                let password = try readSecret(b.passwordFile, baseDirectory: config.baseDirectory)
                 let sink = MQTTSink(name: s.name, template: s.topic ?? "vigil/incidents/{route}/{severity}", qos: s.qos,
                                     options: .init(host: b.host, port: b.port, clientID: b.clientID + "-sink-" + s.name, cleanSession: false,
                                                    protocolV5: b.protocolVersion == "5", keepaliveSeconds: Int(b.keepalive / 1000),
@@ -121,14 +121,9 @@ public struct Daemon {
         return out
     }
 
-    /// A secret from a file or a systemd credential (`credential:NAME`).
-    static func readSecret(_ spec: String, baseDirectory: String) throws -> String? {
-        try readPassword(spec, baseDirectory: baseDirectory)
-    }
-
-    /// Reads the broker password from a file, or from a systemd credential
-    /// (`credential:NAME` in `$CREDENTIALS_DIRECTORY`). Trailing newlines are dropped.
-    public static func readPassword(_ spec: String?, baseDirectory: String) throws -> String? {
+    /// Reads a secret (broker password, webhook secret) from a file, or from a
+    /// systemd credential (`credential:NAME` in `$CREDENTIALS_DIRECTORY`). Trailing newlines are dropped.
+    public static func readSecret(_ spec: String?, baseDirectory: String) throws -> String? {
         guard let spec else { return nil }
         let path: String
         if spec.hasPrefix("credential:") {

@@ -4,15 +4,21 @@ import Testing
 @Suite(.serialized) struct OperationsTests {
     func prefix() -> String { "t" + UUID().uuidString.prefix(8).lowercased() }
 
-    @Test func notifiesReadyStatusWatchdogAndStopping() throws {
+    /// A daemon that reports to a notify socket of the test's, with a 2 s watchdog.
+    func notifiedDaemon(_ env: [String: String]) throws -> (TestBroker, String, NotifyReceiver, VigilProcess) {
         let broker = try TestBroker()
         let dir = try makeWorkDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let notify = try NotifyReceiver(dir: dir)
         let config = try writeConfig(dir: dir, broker: broker, prefix: prefix())
-        let vigil = try VigilProcess(config: config, workDir: dir, environment: [
-            "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000", "JOURNAL_STREAM": "8:12345",
-        ])
+        let vigil = try VigilProcess(config: config, workDir: dir,
+                                     environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"].merging(env) { $1 })
+        return (broker, dir, notify, vigil)
+    }
+
+    @Test func notifiesReadyStatusWatchdogAndStopping() throws {
+        let (broker, dir, notify, vigil) = try notifiedDaemon(["JOURNAL_STREAM": "8:12345"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = broker
         notify.collect(for: 4.5)
         let ready = try #require(notify.times(of: "READY=1").first, "no READY=1: \(notify.messages)")
         #expect(notify.messages.first?.text.contains("READY=1") == true)
@@ -38,14 +44,9 @@ import Testing
     }
 
     @Test func aWedgedStageStopsTheWatchdog() throws {
-        let broker = try TestBroker()
-        let dir = try makeWorkDir()
+        let (broker, dir, notify, vigil) = try notifiedDaemon(["VIGIL_TEST_WEDGE": "ingest"])
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let notify = try NotifyReceiver(dir: dir)
-        let config = try writeConfig(dir: dir, broker: broker, prefix: prefix())
-        let vigil = try VigilProcess(config: config, workDir: dir, environment: [
-            "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000", "VIGIL_TEST_WEDGE": "ingest",
-        ])
+        _ = broker
         notify.collect(for: 6)
         let ready = try #require(notify.times(of: "READY=1").first)
         let late = notify.times(of: "WATCHDOG=1").filter { $0.timeIntervalSince(ready) > 3.5 }
