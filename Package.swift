@@ -42,6 +42,8 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Synthetic traffic for every feed, anomalies, and the check that each became its incident.
+        .target(name: "VigilSimulate", dependencies: ["VigilCore"]),
         // Configuration, the running daemon, the log stream.
         .target(name: "VigilDaemon", dependencies: [
             "VigilCore", "VigilRules", "VigilIngest", "VigilDispatch", "VigilStore",
@@ -50,7 +52,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "vigil", dependencies: [
-            "VigilCore", "VigilRules", "VigilIngest", "VigilDispatch", "VigilDaemon", "VigilStore",
+            "VigilCore", "VigilRules", "VigilIngest", "VigilDispatch", "VigilDaemon", "VigilStore", "VigilSimulate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -63,7 +65,8 @@ let package = Package(
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilDaemon"]),
         .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore", "VigilStore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore", "VigilStore", "VigilSimulate"]),
+        .testTarget(name: "VigilSimulateTests", dependencies: ["VigilSimulate", "VigilDaemon", "VigilCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

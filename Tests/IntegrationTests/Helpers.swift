@@ -121,3 +121,14 @@ func parseLogfmt(_ line: String) -> [String: String]? {
     }
     return out
 }
+
+/// `GET /metrics` as sample name (with labels) → value.
+func metricSamples(port: Int) throws -> [String: Double] {
+    let (_, body) = try httpGet(port: port, path: "/metrics")
+    var samples: [String: Double] = [:]
+    for line in body.split(separator: "\n") where !line.hasPrefix("#") {
+        let parts = line.split(separator: " ")
+        if parts.count == 2 { samples[String(parts[0])] = Double(parts[1]) }
+    }
+    return samples
+}

@@ -162,13 +162,11 @@ import Testing
         usleep(300_000)
         let (code, body) = try httpGet(port: port, path: "/metrics")
         #expect(code == 200)
-        var samples: [String: Double] = [:]
         for line in body.split(separator: "\n") where !line.hasPrefix("#") {
             let m = line.range(of: #"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+$"#, options: .regularExpression)
             #expect(m != nil, "not Prometheus text: \(line)")
-            let parts = line.split(separator: " ")
-            samples[String(parts[0])] = Double(parts[1])
         }
+        let samples = try metricSamples(port: port)
         for family in ["vigil_messages_received_total", "vigil_dead_letters_total", "vigil_readings_evaluated_total",
                        "vigil_incident_events_total", "vigil_queue_pending", "vigil_deliveries_total",
                        "vigil_evaluation_lag_seconds", "vigil_broker_connected"] {
