@@ -2,7 +2,7 @@
 
 # Installs the Debian packages vigil needs, when any is missing.
 vigil_install_deps() {
-  local pkgs="mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev pkg-config tzdata python3"
+  local pkgs="mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev pkg-config tzdata python3 curl"
   local missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then
