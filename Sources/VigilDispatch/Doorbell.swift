@@ -1,11 +1,16 @@
 import Synchronization
 
 /// Wakes a waiting worker: the producer rings after each commit, the worker
-/// waits with a timeout. A ring while nobody waits is remembered once.
+/// waits with a timeout. A ring while nobody waits is remembered once. A
+/// wait's timeout wakes only that wait: it never rings the bell, so an
+/// expired or cancelled timer cannot make the next wait return at once.
 public final class Doorbell: Sendable {
     private struct State {
         var rung = false
         var waiter: CheckedContinuation<Void, Never>?
+        /// Which wait is current, and whether its timeout passed before it began waiting.
+        var generation: UInt64 = 0
+        var expired: UInt64 = 0
     }
     private let state = Mutex(State())
 
@@ -22,20 +27,34 @@ public final class Doorbell: Sendable {
 
     /// Returns when rung, after `timeoutMs`, or at once if rung since the last wait.
     public func wait(timeoutMs: Int) async {
+        let g: UInt64 = state.withLock { s in
+            s.generation &+= 1
+            return s.generation
+        }
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: .milliseconds(max(1, timeoutMs)))
-            self?.ring()
+            do { try await Task.sleep(for: .milliseconds(max(1, timeoutMs))) } catch { return }
+            self?.expire(g)
         }
         defer { timer.cancel() }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let resumeNow: Bool = state.withLock { s in
-                if s.rung { s.rung = false; return true }
+                if s.rung || s.expired == g { s.rung = false; return true }
                 if let old = s.waiter { s.waiter = nil; old.resume() }
                 s.waiter = c
                 return false
             }
             if resumeNow { c.resume() }
         }
+    }
+
+    private func expire(_ g: UInt64) {
+        let w: CheckedContinuation<Void, Never>? = state.withLock { s in
+            guard s.generation == g else { return nil }
+            guard let w = s.waiter else { s.expired = g; return nil }
+            s.waiter = nil
+            return w
+        }
+        w?.resume()
     }
 }
 

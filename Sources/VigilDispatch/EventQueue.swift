@@ -32,6 +32,7 @@ public final class EventQueue {
     /// One event waiting for one sink.
     public struct Pending: Sendable {
         public var seq: Int64
+        public var severity: Int64
         public var eventID: String
         public var incidentID: String
         public var body: String
@@ -43,9 +44,18 @@ public final class EventQueue {
     let insertEvent: Statement
     let insertDelivery: Statement
 
+    /// Schema version in `PRAGMA user_version`: 2 keys deliveries by their
+    /// delivery order (no separate order or incident index).
+    static let version = 2
+
+    /// `events` holds each event once. `deliveries` is one row per (sink, event),
+    /// keyed in the order a sink takes them — state, then severity (highest
+    /// first), then FIFO — so a sink's next batch is a walk along the key and
+    /// an insert touches one B-tree. `incident` groups an incident's deliveries
+    /// (a 64-bit hash of incident_id) for keeping its events in order.
     public static let schema = """
         CREATE TABLE IF NOT EXISTS events(
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             event_id TEXT NOT NULL UNIQUE,
             incident_id TEXT NOT NULL,
             type TEXT NOT NULL,
@@ -55,27 +65,58 @@ public final class EventQueue {
             body TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS deliveries(
             sink TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            state INTEGER NOT NULL DEFAULT 0,
+            state INTEGER NOT NULL,
             severity INTEGER NOT NULL,
-            incident_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            incident INTEGER NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0,
             next_at INTEGER NOT NULL DEFAULT 0,
             last_error TEXT,
             updated_at INTEGER,
-            PRIMARY KEY(sink, seq)) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries(sink, state, severity DESC, seq);
-        CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries(sink, incident_id, state, seq);
-        CREATE INDEX IF NOT EXISTS events_incident ON events(incident_id);
+            PRIMARY KEY(sink, state, severity DESC, seq)) WITHOUT ROWID;
         """
 
     public init(db: Database) throws(SQLiteError) {
         self.db = db
+        try EventQueue.migrate(db)
         try db.execute(EventQueue.schema)
+        try db.execute("PRAGMA user_version = \(EventQueue.version)")
         insertEvent = try db.prepare(
             "INSERT OR IGNORE INTO events(event_id, incident_id, type, rule, severity, created_at, body) VALUES(?,?,?,?,?,?,?)")
         insertDelivery = try db.prepare(
-            "INSERT OR IGNORE INTO deliveries(sink, seq, state, severity, incident_id, next_at) VALUES(?,?,0,?,?,0)")
+            "INSERT OR IGNORE INTO deliveries(sink, state, severity, seq, incident) VALUES(?,0,?,?,?)")
+    }
+
+    /// Brings a version-1 queue (deliveries keyed by sink and seq, with order
+    /// and incident indexes) to the current schema, keeping every row.
+    static func migrate(_ db: Database) throws(SQLiteError) {
+        do {
+            let hasOld = try db.prepare("SELECT count(*) FROM pragma_table_info('deliveries') WHERE name = 'incident_id'").scalarInt() ?? 0
+            guard hasOld > 0 else { return }
+            try db.transaction {
+                try db.execute("""
+                    DROP INDEX IF EXISTS events_incident;
+                    DROP INDEX IF EXISTS deliveries_order;
+                    DROP INDEX IF EXISTS deliveries_incident;
+                    ALTER TABLE deliveries RENAME TO deliveries_v1;
+                    """)
+                try db.execute(EventQueue.schema)
+                let insert = try db.prepare("""
+                    INSERT INTO deliveries(sink, state, severity, seq, incident, attempts, next_at, last_error, updated_at)
+                    VALUES(?,?,?,?,?,?,?,?,?)
+                    """)
+                try db.prepare("SELECT sink, state, severity, seq, incident_id, attempts, next_at, last_error, updated_at FROM deliveries_v1")
+                    .query([]) { r in
+                        try insert.run(.text(r.text(0)), .int(r.int(1)), .int(r.int(2)), .int(r.int(3)), .int(incidentKey(r.text(4))),
+                                       .int(r.int(5)), .int(r.int(6)), r.isNull(7) ? .null : .text(r.text(7)), r.isNull(8) ? .null : .int(r.int(8)))
+                    }
+                try db.execute("DROP TABLE deliveries_v1")
+            }
+        } catch let e as SQLiteError {
+            throw e
+        } catch {
+            throw SQLiteError(code: 1, message: "queue migration: \(error)")
+        }
     }
 
     /// Writes events inside the caller's transaction. An event whose id is
@@ -84,13 +125,18 @@ public final class EventQueue {
     @discardableResult
     public func enqueue(_ events: [IncidentEvent], sinks: [SinkRoute], now: Millis) throws(SQLiteError) -> [String: Int] {
         var added: [String: Int] = [:]
+        var w = JSONWriter(capacity: 1024)
         for e in events {
+            w.reset()
+            e.write(to: &w)
+            let severity = Int64(e.severity.rawValue)
             try insertEvent.run(.text(e.eventID), .text(e.incidentID), .text(e.type.rawValue), .text(e.rule),
-                                .int(Int64(e.severity.rawValue)), .int(now), .text(e.jsonLine()))
+                                .int(severity), .int(now), .utf8(w.bytes))
             guard db.changes == 1 else { continue }
             let seq = db.lastInsertRowID
+            let incident = incidentKey(e.incidentID)
             for s in sinks where s.accepts(e) {
-                try insertDelivery.run(.text(s.name), .int(seq), .int(Int64(e.severity.rawValue)), .text(e.incidentID))
+                try insertDelivery.run(.text(s.name), .int(severity), .int(seq), .int(incident))
                 added[s.name, default: 0] += 1
             }
         }
@@ -107,70 +153,93 @@ public final class EventQueue {
     }
 }
 
+/// The grouping key of an incident's deliveries: FNV-1a, 64 bits. Two
+/// incidents sharing a key would only make one wait for the other.
+func incidentKey(_ id: String) -> Int64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+    return Int64(bitPattern: h)
+}
+
 /// One sink's view of the queue: its next batch, and marking what it delivered.
 public final class SinkCursor {
     let db: Database
     public let sink: String
     let next: Statement
+    let event: Statement
     let markDelivered: Statement
     let markRetry: Statement
     let markDead: Statement
-    let nextDue: Statement
 
     public init(db: Database, sink: String) throws(SQLiteError) {
         self.db = db
         self.sink = sink
-        // Severity first, then FIFO; an incident's events share its severity, so
-        // they stay in order. An incident with an earlier event still waiting
-        // (backing off) is skipped until that one is through.
-        next = try db.prepare("""
-            SELECT d.seq, e.event_id, e.incident_id, e.body, d.attempts, e.created_at
-            FROM deliveries d JOIN events e ON e.seq = d.seq
-            WHERE d.sink = ?1 AND d.state = 0 AND d.next_at <= ?2
-              AND NOT EXISTS (SELECT 1 FROM deliveries p
-                              WHERE p.sink = ?1 AND p.state = 0 AND p.incident_id = d.incident_id AND p.seq < d.seq)
-            ORDER BY d.severity DESC, d.seq ASC
-            LIMIT ?3
-            """)
-        markDelivered = try db.prepare("UPDATE deliveries SET state = 1, attempts = attempts + 1, updated_at = ?3, last_error = NULL WHERE sink = ?1 AND seq = ?2")
-        markRetry = try db.prepare("UPDATE deliveries SET attempts = attempts + 1, next_at = ?3, last_error = ?4, updated_at = ?5 WHERE sink = ?1 AND seq = ?2")
-        markDead = try db.prepare("UPDATE deliveries SET state = 2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE sink = ?1 AND seq = ?2")
-        // Only an incident's first waiting event can be due: the others wait behind it.
-        nextDue = try db.prepare("""
-            SELECT min(d.next_at) FROM deliveries d
-            WHERE d.sink = ?1 AND d.state = 0
-              AND NOT EXISTS (SELECT 1 FROM deliveries p
-                              WHERE p.sink = ?1 AND p.state = 0 AND p.incident_id = d.incident_id AND p.seq < d.seq)
-            """)
+        // Pending deliveries in the order the sink takes them: severity first, then FIFO.
+        next = try db.prepare("SELECT seq, incident, next_at, attempts, severity FROM deliveries WHERE sink = ?1 AND state = 0 ORDER BY severity DESC, seq")
+        event = try db.prepare("SELECT event_id, incident_id, body, created_at FROM events WHERE seq = ?")
+        markDelivered = try db.prepare(
+            "UPDATE deliveries SET state = 1, attempts = attempts + 1, updated_at = ?4, last_error = NULL WHERE sink = ?1 AND state = 0 AND severity = ?2 AND seq = ?3")
+        markRetry = try db.prepare(
+            "UPDATE deliveries SET attempts = attempts + 1, next_at = ?4, last_error = ?5, updated_at = ?6 WHERE sink = ?1 AND state = 0 AND severity = ?2 AND seq = ?3")
+        markDead = try db.prepare(
+            "UPDATE deliveries SET state = 2, attempts = attempts + 1, last_error = ?4, updated_at = ?5 WHERE sink = ?1 AND state = 0 AND severity = ?2 AND seq = ?3")
+    }
+
+    /// Walks the pending deliveries in order. An incident's events share its
+    /// severity, so they come in seq order: only the first waiting event of
+    /// each incident may go (one per batch), and one still backing off holds
+    /// back the rest of its incident.
+    func walk(_ body: (_ seq: Int64, _ nextAt: Millis, _ attempts: Int, _ severity: Int64) -> Bool) throws {
+        var seen = Set<Int64>()
+        var stop = false
+        try next.query([.text(sink)]) { row in
+            guard !stop, seen.insert(row.int(1)).inserted else { return }
+            stop = !body(row.int(0), row.int(2), Int(row.int(3)), row.int(4))
+        }
     }
 
     public func nextBatch(now: Millis, limit: Int) throws -> [EventQueue.Pending] {
+        var chosen: [(Int64, Int, Int64)] = []
+        try walk { seq, nextAt, attempts, severity in
+            if nextAt <= now { chosen.append((seq, attempts, severity)) }
+            return chosen.count < limit
+        }
         var out: [EventQueue.Pending] = []
-        try next.query([.text(sink), .int(now), .int(Int64(limit))]) { row in
-            out.append(EventQueue.Pending(seq: row.int(0), eventID: row.text(1), incidentID: row.text(2), body: row.text(3),
-                                          attempts: Int(row.int(4)), createdAt: row.int(5)))
+        out.reserveCapacity(chosen.count)
+        for (seq, attempts, severity) in chosen {
+            try event.query([.int(seq)]) { row in
+                out.append(EventQueue.Pending(seq: seq, severity: severity, eventID: row.text(0), incidentID: row.text(1), body: row.text(2),
+                                              attempts: attempts, createdAt: row.int(3)))
+            }
         }
         return out
     }
 
     /// The earliest time a pending delivery of this sink may be tried, if any.
-    public func earliestDue() throws -> Millis? { try nextDue.scalarInt(.text(sink)) }
+    public func earliestDue() throws -> Millis? {
+        var due: Millis?
+        try walk { _, nextAt, _, _ in
+            due = min(due ?? nextAt, nextAt)
+            return true
+        }
+        return due
+    }
 
     public func pendingCount() throws -> Int {
         Int(try db.prepare("SELECT count(*) FROM deliveries WHERE sink = ? AND state = 0").scalarInt(.text(sink)) ?? 0)
     }
 
-    public func delivered(_ seqs: [Int64], now: Millis) throws {
+    public func delivered(_ batch: [EventQueue.Pending], now: Millis) throws {
         try db.transaction {
-            for s in seqs { try markDelivered.run(.text(sink), .int(s), .int(now)) }
+            for p in batch { try markDelivered.run(.text(sink), .int(p.severity), .int(p.seq), .int(now)) }
         }
     }
 
-    public func retry(_ seq: Int64, at: Millis, error: String, now: Millis) throws {
-        try markRetry.run(.text(sink), .int(seq), .int(at), .text(error), .int(now))
+    public func retry(_ p: EventQueue.Pending, at: Millis, error: String, now: Millis) throws {
+        try markRetry.run(.text(sink), .int(p.severity), .int(p.seq), .int(at), .text(error), .int(now))
     }
 
-    public func dead(_ seq: Int64, error: String, now: Millis) throws {
-        try markDead.run(.text(sink), .int(seq), .text(error), .int(now))
+    public func dead(_ p: EventQueue.Pending, error: String, now: Millis) throws {
+        try markDead.run(.text(sink), .int(p.severity), .int(p.seq), .text(error), .int(now))
     }
 }

@@ -8,6 +8,10 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "\(context): \(message) (SQLite code \(code))" }
 
+    public init(code: Int32, message: String, context: String = "") {
+        self.code = code; self.message = message; self.context = context
+    }
+
     /// The database is locked by another connection (busy timeout exhausted).
     public var isBusy: Bool { code == SQLITE_BUSY || code == SQLITE_LOCKED }
 }
@@ -100,6 +104,8 @@ public final class Statement {
         case int(Int64)
         case double(Double)
         case text(String)
+        /// Text given as UTF-8 bytes (no String in between).
+        case utf8([UInt8])
         case blob([UInt8])
     }
 
@@ -114,6 +120,8 @@ public final class Statement {
             case .int(let x): rc = sqlite3_bind_int64(stmt, idx, x)
             case .double(let x): rc = sqlite3_bind_double(stmt, idx, x)
             case .text(let s): rc = sqlite3_bind_text(stmt, idx, s, -1, Statement.transient)
+            case .utf8(let b):
+                rc = b.withUnsafeBytes { sqlite3_bind_text(stmt, idx, $0.baseAddress?.assumingMemoryBound(to: CChar.self), Int32($0.count), Statement.transient) }
             case .blob(let b):
                 rc = b.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), Statement.transient) }
             }
