@@ -133,6 +133,15 @@ switch args[1] {
 case "enqueue":
     let secs = try fill(path, n, sinks: ["log", "file", "platform"], batch: 500)
     print(String(format: "enqueue: %d events (3 sinks each) in %.2f s = %.0f events/s", n, secs, Double(n) / secs))
+case "serialize":
+    // The share of enqueue spent writing event bodies.
+    let events = (0..<n).map(event)
+    var w = JSONWriter(capacity: 1024)
+    var total = 0
+    let start = Date()
+    for e in events { w.reset(); e.write(to: &w); total += w.bytes.count }
+    let secs = Date().timeIntervalSince(start)
+    print(String(format: "serialize: %d events (%d bytes each) in %.2f s = %.0f events/s", n, total / max(n, 1), secs, Double(n) / secs))
 case "fill":
     let secs = try fill(path, n, sinks: ["log", "file"], batch: 5000)
     print(String(format: "fill: %d pending events in %.1f s", n, secs))

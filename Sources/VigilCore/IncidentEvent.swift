@@ -78,16 +78,16 @@ public struct IncidentEvent: Sendable, Equatable {
         w.key("title"); w.writeString(title)
         w.key("labels"); w.write(.object(labels))
         w.key("channel_info"); w.write(.object(channelInfo))
-        w.key("started_at"); w.writeString(Time.format(startedAt))
-        w.key("opened_at"); w.writeString(Time.format(openedAt))
-        w.key("resolved_at"); if let resolvedAt { w.writeString(Time.format(resolvedAt)) } else { w.raw("null") }
-        w.key("at"); w.writeString(Time.format(at))
-        w.key("count"); w.raw(String(count))
+        w.key("started_at"); w.writeTime(startedAt)
+        w.key("opened_at"); w.writeTime(openedAt)
+        w.key("resolved_at"); if let resolvedAt { w.writeTime(resolvedAt) } else { w.raw("null") }
+        w.key("at"); w.writeTime(at)
+        w.key("count"); w.writeInt(count)
         w.key("reading")
         if let r = reading {
             w.raw("{")
             w.key("topic", first: true); w.writeString(r.topic)
-            w.key("received_at"); w.writeString(Time.format(r.receivedAt))
+            w.key("received_at"); w.writeTime(r.receivedAt)
             w.key("payload"); w.write(.object(r.payload))
             w.raw("}")
         } else {

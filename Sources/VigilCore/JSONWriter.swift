@@ -45,23 +45,52 @@ public struct JSONWriter {
 
     public mutating func writeString(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
-        for c in s.utf8 {
-            switch c {
-            case 0x22: raw("\\\"")
-            case 0x5C: raw("\\\\")
-            case 0x0A: raw("\\n")
-            case 0x0D: raw("\\r")
-            case 0x09: raw("\\t")
-            case 0x08: raw("\\b")
-            case 0x0C: raw("\\f")
-            case 0..<0x20:
-                raw("\\u00")
-                bytes.append(JSONWriter.hex[Int(c >> 4)])
-                bytes.append(JSONWriter.hex[Int(c & 0xF)])
-            default: bytes.append(c)
+        var s = s
+        // Runs of bytes that need no escaping are copied whole.
+        s.withUTF8 { u in
+            var runStart = 0
+            for i in 0..<u.count {
+                let c = u[i]
+                guard c < 0x20 || c == 0x22 || c == 0x5C else { continue }
+                if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<i])) }
+                runStart = i + 1
+                switch c {
+                case 0x22: raw("\\\"")
+                case 0x5C: raw("\\\\")
+                case 0x0A: raw("\\n")
+                case 0x0D: raw("\\r")
+                case 0x09: raw("\\t")
+                case 0x08: raw("\\b")
+                case 0x0C: raw("\\f")
+                default:
+                    raw("\\u00")
+                    bytes.append(JSONWriter.hex[Int(c >> 4)])
+                    bytes.append(JSONWriter.hex[Int(c & 0xF)])
+                }
             }
+            if runStart < u.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart...])) }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A time as a JSON string in RFC 3339 form.
+    public mutating func writeTime(_ ms: Millis) {
+        bytes.append(UInt8(ascii: "\""))
+        Time.append(ms, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// An integer in decimal.
+    public mutating func writeInt(_ n: Int) {
+        if n < 0 { bytes.append(UInt8(ascii: "-")) }
+        var x = n.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat { d[19 - count] = UInt8(48 + x % 10); x /= 10; count += 1 } while x > 0
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(20 - count)...]))
+        }
     }
 
     /// `"key":` for object builders.

@@ -24,24 +24,26 @@ public enum Time {
 
     /// RFC 3339, UTC, milliseconds: `2026-11-28T08:00:30.000Z`.
     public static func format(_ ms: Millis) -> String {
-        let (days, msOfDay) = floorDivMod(ms, 86_400_000)
-        let (y, m, d) = civilFromDays(days)
-        let h = msOfDay / 3_600_000
-        let mi = (msOfDay / 60_000) % 60
-        let s = (msOfDay / 1000) % 60
-        let frac = msOfDay % 1000
         var out = [UInt8]()
         out.reserveCapacity(24)
-        func put(_ v: Int64, _ width: Int) {
-            var digits = [UInt8](repeating: 48, count: width)
-            var x = v
-            for i in stride(from: width - 1, through: 0, by: -1) { digits[i] = UInt8(48 + x % 10); x /= 10 }
-            out.append(contentsOf: digits)
-        }
-        if y < 0 || y > 9999 { return "\(y)-invalid" }
-        put(y, 4); out.append(45); put(m, 2); out.append(45); put(d, 2); out.append(84)
-        put(h, 2); out.append(58); put(mi, 2); out.append(58); put(s, 2); out.append(46); put(frac, 3); out.append(90)
+        append(ms, to: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the RFC 3339 form of `ms` (24 bytes) without allocating.
+    public static func append(_ ms: Millis, to out: inout [UInt8]) {
+        let (days, msOfDay) = floorDivMod(ms, 86_400_000)
+        let (y, m, d) = civilFromDays(days)
+        if y < 0 || y > 9999 { out.append(contentsOf: "\(y)-invalid".utf8); return }
+        func put(_ v: Int64, _ width: Int) {
+            var div: Int64 = 1
+            for _ in 1..<width { div *= 10 }
+            var x = v
+            while div > 0 { out.append(UInt8(48 + x / div)); x %= div; div /= 10 }
+        }
+        put(y, 4); out.append(45); put(m, 2); out.append(45); put(d, 2); out.append(84)
+        put(msOfDay / 3_600_000, 2); out.append(58); put((msOfDay / 60_000) % 60, 2); out.append(58)
+        put((msOfDay / 1000) % 60, 2); out.append(46); put(msOfDay % 1000, 3); out.append(90)
     }
 
     /// Parses RFC 3339 (`2026-11-28T08:00:00Z`, fractional seconds and offsets allowed).

@@ -42,7 +42,8 @@ public final class EventQueue {
 
     public let db: Database
     let insertEvent: Statement
-    let insertDelivery: Statement
+    /// Inserts of 1, 2, … delivery rows in one statement (an event's rows for all its sinks).
+    var insertDeliveries: [Int: Statement] = [:]
 
     /// Schema version in `PRAGMA user_version`: 2 keys deliveries by their
     /// delivery order (no separate order or incident index).
@@ -83,8 +84,14 @@ public final class EventQueue {
         try db.execute("PRAGMA user_version = \(EventQueue.version)")
         insertEvent = try db.prepare(
             "INSERT OR IGNORE INTO events(event_id, incident_id, type, rule, severity, created_at, body) VALUES(?,?,?,?,?,?,?)")
-        insertDelivery = try db.prepare(
-            "INSERT OR IGNORE INTO deliveries(sink, state, severity, seq, incident) VALUES(?,0,?,?,?)")
+    }
+
+    func insertDeliveries(rows: Int) throws(SQLiteError) -> Statement {
+        if let s = insertDeliveries[rows] { return s }
+        let values = (0..<rows).map { i in "(?\(4 * i + 1),0,?\(4 * i + 2),?\(4 * i + 3),?\(4 * i + 4))" }.joined(separator: ",")
+        let s = try db.prepare("INSERT OR IGNORE INTO deliveries(sink, state, severity, seq, incident) VALUES \(values)")
+        insertDeliveries[rows] = s
+        return s
     }
 
     /// Brings a version-1 queue (deliveries keyed by sink and seq, with order
@@ -135,10 +142,13 @@ public final class EventQueue {
             guard db.changes == 1 else { continue }
             let seq = db.lastInsertRowID
             let incident = incidentKey(e.incidentID)
+            var values: [Statement.Value] = []
+            values.reserveCapacity(4 * sinks.count)
             for s in sinks where s.accepts(e) {
-                try insertDelivery.run(.text(s.name), .int(severity), .int(seq), .int(incident))
+                values.append(.text(s.name)); values.append(.int(severity)); values.append(.int(seq)); values.append(.int(incident))
                 added[s.name, default: 0] += 1
             }
+            if !values.isEmpty { try insertDeliveries(rows: values.count / 4).run(values) }
         }
         return added
     }

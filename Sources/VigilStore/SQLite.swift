@@ -130,7 +130,9 @@ public final class Statement {
     }
 
     /// Executes a statement that returns no rows.
-    public func run(_ values: Value...) throws(SQLiteError) {
+    public func run(_ values: Value...) throws(SQLiteError) { try run(values) }
+
+    public func run(_ values: [Value]) throws(SQLiteError) {
         try bind(values)
         let rc = sqlite3_step(stmt)
         sqlite3_reset(stmt)

@@ -200,7 +200,8 @@ struct Simulate: ParsableCommand {
             }
             if client.writePending() != 0 { try recover(client) }
             let nextDue = Double(sim.sent) / rate - Double(Time.monotonicNanos() - began) / 1e9
-            let ready = client.wait(read: true, timeoutMs: Int32(max(0, min(50, nextDue * 1000))))
+            // At least a millisecond: at high rates each wake-up publishes what fell due meanwhile.
+            let ready = client.wait(read: true, timeoutMs: Int32(max(1, min(50, nextDue * 1000))))
             if ready.readable, client.readAvailable(maxMessages: 10_000) != 0 { try recover(client) }
             _ = client.housekeeping()
             for e in client.takeEvents() { if case .published = e, qos == 1 { inFlight -= 1 } }
