@@ -1,5 +1,6 @@
 // vigil-bench: measures the dispatch queue. Run through scripts/bench:
-//   vigil-bench enqueue DB N          events/s written to the outbox (batches of 500 per transaction)
+//   vigil-bench enqueue DB N [SINKS]  events/s written to the outbox (batches of 500 per transaction)
+//   vigil-bench serialize - N         events/s encoded as JSON (the body each queued event carries)
 //   vigil-bench fill DB N             N pending events for sinks "log" and "file" (for start-up and stats timing)
 //   vigil-bench deliver DB N CONC     events/s delivered to a local webhook receiver with CONC concurrency
 import Foundation
@@ -11,7 +12,11 @@ import VigilStore
 
 func event(_ i: Int) -> IncidentEvent {
     let sev: Severity = [.info, .minor, .major, .critical][i % 4]
-    return IncidentEvent(eventID: "bench-\(i)", type: .opened, incidentID: "inc-\(i)", rule: "charging_pile_overheat", severity: sev,
+    // Ids shaped like the engine's: the event time then a digest; incident ids a digest.
+    let at: Millis = 1_795_852_830_000 + Millis(i) * 3
+    let eventID = String(format: "%012llx", at) + SHA256Digest.hex(SHA256Digest.hash(Array("e\(i)".utf8))).prefix(20)
+    let incidentID = String(SHA256Digest.hex(SHA256Digest.hash(Array("i\(i)".utf8))).prefix(32))
+    return IncidentEvent(eventID: eventID, type: .opened, incidentID: incidentID, rule: "charging_pile_overheat", severity: sev,
                          route: "fire_safety", feed: "charging_pile", channel: "cp-\(i % 1311)",
                          key: JSONObject([("channel", .string("cp-\(i % 1311)"))]), title: "Charging pile cp-\(i % 1311) at 71 °C (B3 bike shed)",
                          labels: JSONObject([("hazard", "fire")]), channelInfo: JSONObject([("community", "C001"), ("building", "B3")]),
@@ -131,8 +136,11 @@ guard args.count >= 4, let n = Int(args[3]) else {
 let path = args[2]
 switch args[1] {
 case "enqueue":
-    let secs = try fill(path, n, sinks: ["log", "file", "platform"], batch: 500)
-    print(String(format: "enqueue: %d events (3 sinks each) in %.2f s = %.0f events/s", n, secs, Double(n) / secs))
+    // vigil-bench enqueue DB N [SINKS]: each event to SINKS sinks (default 3; the shipped config has 2).
+    let count = args.count > 4 ? max(1, Int(args[4]) ?? 3) : 3
+    let sinks = ["log", "file", "platform", "bus", "archive"].prefix(count).map { $0 }
+    let secs = try fill(path, n, sinks: sinks, batch: 500)
+    print(String(format: "enqueue: %d events (%d sinks each) in %.2f s = %.0f events/s", n, sinks.count, secs, Double(n) / secs))
 case "serialize":
     // The share of enqueue spent writing event bodies.
     let events = (0..<n).map(event)

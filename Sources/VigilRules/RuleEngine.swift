@@ -464,8 +464,13 @@ public enum IDs {
         digest("incident\u{0}\(rule)\u{0}\(keyText)\u{0}\(openedAt)\u{0}\(ordinal)")
     }
 
+    /// 32 hex digits: the event time (milliseconds, 12 digits) then 20 of the
+    /// digest. Ids that grow with time keep the queue's unique index appending
+    /// at its end instead of writing all over it, and sort by time.
     public static func event(incidentID: String, type: IncidentEventType, at: Millis, ordinal: Int) -> String {
-        digest("event\u{0}\(incidentID)\u{0}\(type.rawValue)\u{0}\(at)\u{0}\(ordinal)")
+        let time = String(UInt64(bitPattern: at) & 0xFFFF_FFFF_FFFF, radix: 16)
+        let hash = digest("event\u{0}\(incidentID)\u{0}\(type.rawValue)\u{0}\(at)\u{0}\(ordinal)")
+        return String(repeating: "0", count: 12 - time.count) + time + hash.prefix(20)
     }
 
     static func digest(_ s: String) -> String {

@@ -109,9 +109,9 @@ public final class Statement {
         case blob([UInt8])
     }
 
+    /// Binds the parameters; every use binds all of them, so old bindings need no clearing.
     public func bind(_ values: [Value]) throws(SQLiteError) {
         sqlite3_reset(stmt)
-        sqlite3_clear_bindings(stmt)
         for (i, v) in values.enumerated() {
             let idx = Int32(i + 1)
             let rc: Int32
@@ -119,7 +119,12 @@ public final class Statement {
             case .null: rc = sqlite3_bind_null(stmt, idx)
             case .int(let x): rc = sqlite3_bind_int64(stmt, idx, x)
             case .double(let x): rc = sqlite3_bind_double(stmt, idx, x)
-            case .text(let s): rc = sqlite3_bind_text(stmt, idx, s, -1, Statement.transient)
+            case .text(let s):
+                var s = s
+                rc = s.withUTF8 { u in
+                    guard let p = u.baseAddress, u.count > 0 else { return sqlite3_bind_text(stmt, idx, "", 0, Statement.transient) }
+                    return sqlite3_bind_text(stmt, idx, UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self), Int32(u.count), Statement.transient)
+                }
             case .utf8(let b):
                 rc = b.withUnsafeBytes { sqlite3_bind_text(stmt, idx, $0.baseAddress?.assumingMemoryBound(to: CChar.self), Int32($0.count), Statement.transient) }
             case .blob(let b):
