@@ -176,11 +176,15 @@ public final class MosquittoClient {
     public func readAvailable(maxMessages: Int) -> Int32 {
         let fd = socket
         guard fd >= 0 else { return MOSQ_ERR_NO_CONN.rawValue }
+        // libmosquitto reads one packet per call, and a call on an empty socket
+        // is one read that finds nothing: keep calling while calls bring messages,
+        // and ask the socket (poll) only after a packet that was not a message.
         while inbox.count < maxMessages {
+            let before = inbox.count
             let rc = mosquitto_loop_read(mosq, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
+            if inbox.count > before { continue }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            // libmosquitto reads one packet at a time; more bytes waiting means more packets.
             if poll(&p, 1, 0) <= 0 || p.revents & Int16(POLLIN) == 0 { break }
         }
         return MOSQ_ERR_SUCCESS.rawValue
