@@ -39,3 +39,21 @@ CONF
   cat "$dir/mosquitto.log" >&2
   return 1
 }
+
+# The shipped config/vigil.yaml pointed at a broker on 127.0.0.1:$1 and the state
+# directory $2 (file sink in it), with the repository's registry and rules; further
+# arguments are sed expressions applied after those. Writes to stdout.
+#   vigil_config 1883 /tmp/state 's#listen: 127.0.0.1:9464#listen: null#' > vigil.yaml
+vigil_config() {
+  local port=$1 state=$2 root e
+  root=$(pwd)
+  shift 2
+  local extra=()
+  for e in "$@"; do extra+=(-e "$e"); done
+  sed -e "s#url: mqtt://127.0.0.1:1883#url: mqtt://127.0.0.1:$port#" \
+      -e "s#^channels: channels.csv#channels: $root/config/channels.csv#" \
+      -e "s#^rules: \[\"rules.d/\*.yaml\"\]#rules: [\"$root/config/rules.d/*.yaml\"]#" \
+      -e "s#^state_dir: /var/lib/vigil#state_dir: $state#" \
+      -e "s#path: /var/lib/vigil/incidents.jsonl#path: $state/incidents.jsonl#" \
+      "${extra[@]}" "$root/config/vigil.yaml"
+}

@@ -8,9 +8,7 @@ final class StateStore {
     let db: Database
     let queue: EventQueue
     let insertDeadLetter: Statement
-    /// Journal inserts of 1…`journalChunk` rows, prepared on first use.
-    var insertJournal: [Int: Statement] = [:]
-    static let journalChunk = 64
+    let insertJournal: MultiRowInsert
     let writeCheckpoint: Statement
     /// Approximate bytes of journal rows, for `journal.max_size`.
     var journalBytes: Int64 = 0
@@ -45,17 +43,11 @@ final class StateStore {
                 at INTEGER NOT NULL,
                 state BLOB NOT NULL);
             """)
+        insertJournal = MultiRowInsert(db: db, head: "INSERT INTO journal(received_at, mid, topic, payload) VALUES", row: "(?,?,?,?)")
         writeCheckpoint = try db.prepare("INSERT OR REPLACE INTO checkpoint(id, journal_seq, at, state) VALUES(1,?,?,?)")
         insertDeadLetter = try db.prepare("INSERT INTO dead_letters(received_at, topic, reason, detail, payload) VALUES(?,?,?,?,?)")
         trimDeadLetters = try db.prepare("DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?")
         self.sinks = sinks
-    }
-
-    func journalInsert(rows: Int) throws(SQLiteError) -> Statement {
-        if let s = insertJournal[rows] { return s }
-        let s = try db.prepare("INSERT INTO journal(received_at, mid, topic, payload) VALUES " + Array(repeating: "(?,?,?,?)", count: rows).joined(separator: ","))
-        insertJournal[rows] = s
-        return s
     }
 
     /// A journaled message, as recovery reads it back.
@@ -74,19 +66,13 @@ final class StateStore {
                 deadLetters: [DeadLetter], checkpoint: [UInt8]?, now: Millis) throws -> [String: Int] {
         if messages.isEmpty && events.isEmpty && deadLetters.isEmpty && checkpoint == nil { return [:] }
         return try db.transaction {
-            // Up to 64 rows per statement: one statement execution instead of one per message.
-            var i = 0
-            while i < messages.count {
-                let chunk = messages[i..<min(messages.count, i + StateStore.journalChunk)]
-                var values: [Statement.Value] = []
-                values.reserveCapacity(4 * chunk.count)
-                for m in chunk {
-                    values.append(.int(m.receivedAt)); values.append(.int(Int64(m.mid))); values.append(.text(m.topic)); values.append(.blob(m.payload))
-                    journalBytes += Int64(m.payload.count + m.topic.utf8.count + 32)
-                }
-                try journalInsert(rows: chunk.count).run(values)
-                i += chunk.count
+            var values: [Statement.Value] = []
+            values.reserveCapacity(4 * messages.count)
+            for m in messages {
+                values.append(.int(m.receivedAt)); values.append(.int(Int64(m.mid))); values.append(.text(m.topic)); values.append(.blob(m.payload))
+                journalBytes += Int64(m.payload.count + m.topic.utf8.count + 32)
             }
+            try insertJournal.run(values)
             if let checkpoint {
                 let seq = try db.prepare("SELECT coalesce(max(seq), 0) FROM journal").scalarInt() ?? 0
                 try writeCheckpoint.run(.int(seq), .int(now), .blob(checkpoint))

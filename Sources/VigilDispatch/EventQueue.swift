@@ -42,12 +42,8 @@ public final class EventQueue {
 
     public let db: Database
     let insertEvent: Statement
-    /// Inserts of 1, 2, … delivery rows in one statement (an event's rows for all its sinks).
-    var insertDeliveries: [Int: Statement] = [:]
-
-    /// Schema version in `PRAGMA user_version`: 2 keys deliveries by their
-    /// delivery order (no separate order or incident index).
-    static let version = 2
+    /// An event's delivery rows for all its sinks, in one statement.
+    let insertDeliveries: MultiRowInsert
 
     /// `events` holds each event once. `deliveries` is one row per (sink, event),
     /// keyed in the order a sink takes them — state, then severity (highest
@@ -81,17 +77,10 @@ public final class EventQueue {
         self.db = db
         try EventQueue.migrate(db)
         try db.execute(EventQueue.schema)
-        try db.execute("PRAGMA user_version = \(EventQueue.version)")
         insertEvent = try db.prepare(
             "INSERT OR IGNORE INTO events(event_id, incident_id, type, rule, severity, created_at, body) VALUES(?,?,?,?,?,?,?)")
-    }
-
-    func insertDeliveries(rows: Int) throws(SQLiteError) -> Statement {
-        if let s = insertDeliveries[rows] { return s }
-        let values = (0..<rows).map { i in "(?\(4 * i + 1),0,?\(4 * i + 2),?\(4 * i + 3),?\(4 * i + 4))" }.joined(separator: ",")
-        let s = try db.prepare("INSERT OR IGNORE INTO deliveries(sink, state, severity, seq, incident) VALUES \(values)")
-        insertDeliveries[rows] = s
-        return s
+        insertDeliveries = MultiRowInsert(db: db, head: "INSERT OR IGNORE INTO deliveries(sink, state, severity, seq, incident) VALUES",
+                                          row: "(?,0,?,?,?)")
     }
 
     /// Brings a version-1 queue (deliveries keyed by sink and seq, with order
@@ -148,7 +137,7 @@ public final class EventQueue {
                 values.append(.text(s.name)); values.append(.int(severity)); values.append(.int(seq)); values.append(.int(incident))
                 added[s.name, default: 0] += 1
             }
-            if !values.isEmpty { try insertDeliveries(rows: values.count / 4).run(values) }
+            try insertDeliveries.run(values)
         }
         return added
     }

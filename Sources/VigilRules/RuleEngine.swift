@@ -141,8 +141,8 @@ public struct RuleEngine: Sendable {
         for r in absenceRules {
             let tr = absence[r]
             guard tr.head >= 0, case .absence(let d) = rules[r].kind else { continue }
-            let cand = (due: tr.lastSeen[tr.head] + d, rule: r, key: tr.keyText[tr.head])
-            if let b = best, !TimerEntry.before(cand, (b.due, b.rule, b.key)) { continue }
+            let cand = TimerEntry(due: tr.lastSeen[tr.head] + d, rule: r, key: tr.keyText[tr.head])
+            if let b = best, !(cand < TimerEntry(due: b.due, rule: b.rule, key: b.key)) { continue }
             best = (cand.due, cand.rule, cand.key, true)
         }
         return best

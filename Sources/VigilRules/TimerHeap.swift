@@ -2,61 +2,21 @@ import VigilCore
 
 /// A due time for one (rule, key). Timers due at the same instant fire in
 /// rule order, then by the key's JSON text.
-struct TimerEntry: Sendable {
+struct TimerEntry: Sendable, Comparable {
     var due: Millis
     var rule: Int
     var key: String
 
     @inline(__always)
-    static func before(_ a: (due: Millis, rule: Int, key: String), _ b: (due: Millis, rule: Int, key: String)) -> Bool {
+    static func < (a: TimerEntry, b: TimerEntry) -> Bool {
         if a.due != b.due { return a.due < b.due }
         if a.rule != b.rule { return a.rule < b.rule }
         return a.key.utf8.lexicographicallyPrecedes(b.key.utf8)
     }
 }
 
-/// A binary min-heap of timers.
-struct TimerHeap: Sendable {
-    private(set) var items: [TimerEntry] = []
-
-    var count: Int { items.count }
-    var top: TimerEntry? { items.first }
-
-    mutating func push(_ e: TimerEntry) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            guard less(items[i], items[p]) else { break }
-            items.swapAt(i, p); i = p
-        }
-    }
-
-    @discardableResult
-    mutating func pop() -> TimerEntry? {
-        guard !items.isEmpty else { return nil }
-        let top = items[0]
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < items.count && less(items[l], items[m]) { m = l }
-                if r < items.count && less(items[r], items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m); i = m
-            }
-        }
-        return top
-    }
-
-    @inline(__always)
-    private func less(_ a: TimerEntry, _ b: TimerEntry) -> Bool {
-        TimerEntry.before((a.due, a.rule, a.key), (b.due, b.rule, b.key))
-    }
-}
+/// The engine's timers, earliest first.
+typealias TimerHeap = MinHeap<TimerEntry>
 
 /// Registry channels watched by one absence rule, kept in a list ordered by
 /// the time each was last seen: the head is the next to fall silent. A reading

@@ -137,7 +137,7 @@ public struct Simulator: Sendable {
 
     var rng: SimRandom
     var states: [State]
-    var heap = ScheduleHeap()
+    var heap = MinHeap<Due>()
     var urgent: [Urgent] = []
     var urgentSeq = 0
     var nextAnomaly: [(kind: AnomalyKind, at: Double, interval: Double)] = []
@@ -155,7 +155,7 @@ public struct Simulator: Sendable {
         let start = Double(options.start)
         for i in channels.indices {
             let period = period(of: i, at: start)
-            heap.push(start + rng.unit() * period, i)
+            heap.push(Due(at: start + rng.unit() * period, channel: i))
             states[i].last = start
             states[i].elevator = 1 + rng.below(4)
             if channels[i].feed == "charging_pile" {
@@ -212,8 +212,10 @@ public struct Simulator: Sendable {
             return SimStep(at: Millis(now), message: message(for: u.action, channel: u.channel, now: now), started: started)
         }
         while true {
-            let (due, i) = heap.pop()
-            heap.push(due + period(of: i, at: due) * rng.uniform(0.9, 1.1), i)
+            // The heap always holds every channel, so it is never empty here.
+            guard let due = heap.pop() else { preconditionFailure("the schedule holds every channel") }
+            let i = due.channel
+            heap.push(Due(at: due.at + period(of: i, at: due.at) * rng.uniform(0.9, 1.1), channel: i))
             if states[i].silentUntil > now { continue }
             return SimStep(at: Millis(now), message: normal(i, now: now), started: started)
         }
@@ -284,15 +286,9 @@ public struct Simulator: Sendable {
             schedule(.telemetry, on: i, at: now)
             return 20_000
         case .fireAlarm:
-            let reset = rng.uniform(20_000, 40_000)
-            schedule(.alarm, on: i, at: now)
-            schedule(.reset, on: i, at: now + reset)
-            return reset
+            return episode(.alarm, then: .reset, after: 20_000..<40_000, on: i, now: now)
         case .panelFault:
-            let cleared = rng.uniform(30_000, 60_000)
-            schedule(.fault, on: i, at: now)
-            schedule(.faultCleared, on: i, at: now + cleared)
-            return cleared
+            return episode(.fault, then: .faultCleared, after: 30_000..<60_000, on: i, now: now)
         case .ebike:
             schedule(.ebike, on: i, at: now)
             return 0
@@ -310,26 +306,32 @@ public struct Simulator: Sendable {
             schedule(.forced, on: i, at: now)
             return 0
         case .doorHeld:
-            let closed = rng.uniform(20_000, 40_000)
-            schedule(.held, on: i, at: now)
-            schedule(.doorClosed, on: i, at: now + closed)
-            return closed
+            return episode(.held, then: .doorClosed, after: 20_000..<40_000, on: i, now: now)
         case .offline:
-            let back = rng.uniform(20_000, 30_000)
-            schedule(.offline, on: i, at: now)
-            schedule(.online, on: i, at: now + back)
+            let back = episode(.offline, then: .online, after: 20_000..<30_000, on: i, now: now)
             states[i].silentUntil = now + back
             return back
         case .silent:
             states[i].silentUntil = now + Double(options.silence)
             return Double(options.silence)
         case .malformed:
-            let variant = rng.below(4)
-            reason = ["invalid_json", "not_object", "invalid_utf8", "too_deep"][variant]
+            let variant = rng.below(Simulator.malformedReasons.count)
+            reason = Simulator.malformedReasons[variant]
             schedule(.malformed(variant), on: i, at: now)
             return 0
         }
     }
+
+    /// An anomaly that starts now and ends with a second message a random time later; returns that time.
+    mutating func episode(_ first: Action, then last: Action, after: Range<Double>, on i: Int, now: Double) -> Double {
+        let end = rng.uniform(after.lowerBound, after.upperBound)
+        schedule(first, on: i, at: now)
+        schedule(last, on: i, at: now + end)
+        return end
+    }
+
+    /// The malformed payloads' dead-letter reasons, by variant.
+    static let malformedReasons = ["invalid_json", "not_object", "invalid_utf8", "too_deep"]
 
     // MARK: messages
 
@@ -367,7 +369,7 @@ public struct Simulator: Sendable {
             case 2: bytes = Array("{\"event\":\"".utf8) + [0xFF, 0xFE] + Array("\"}".utf8)
             default: bytes = Array(String(repeating: "{\"a\":", count: 40).utf8) + Array("1".utf8) + Array(repeating: UInt8(ascii: "}"), count: 40)
             }
-            return SimMessage(topic: eventTopic(i), body: .raw(bytes, reason: ["invalid_json", "not_object", "invalid_utf8", "too_deep"][variant]))
+            return SimMessage(topic: eventTopic(i), body: .raw(bytes, reason: Simulator.malformedReasons[variant]))
         }
         return SimMessage(topic: eventTopic(i), body: .fields(fields))
     }
@@ -423,9 +425,9 @@ public struct Simulator: Sendable {
             s.current = rng.uniform(10, 15)
         }
         if s.charging {
-            let taper = s.sessionMinutes > s.sessionLength * 0.8 ? 0.5 : 1
             s.current = min(16, max(8, s.current + rng.uniform(-0.4, 0.4)))
-            s.current *= taper == 1 ? 1 : 0.98
+            // The last fifth of a session tapers off.
+            if s.sessionMinutes > s.sessionLength * 0.8 { s.current *= 0.98 }
         } else {
             s.current = 0
         }
@@ -478,35 +480,9 @@ func fixed(_ x: Double, _ digits: Int) -> String {
     return String(v)
 }
 
-/// A binary min-heap of (due, channel); ties by channel index keep it deterministic.
-struct ScheduleHeap: Sendable {
-    var items: [(Double, Int)] = []
-
-    mutating func push(_ due: Double, _ i: Int) {
-        items.append((due, i))
-        var c = items.count - 1
-        while c > 0 {
-            let p = (c - 1) / 2
-            guard items[c] < items[p] else { break }
-            items.swapAt(c, p); c = p
-        }
-    }
-
-    mutating func pop() -> (Double, Int) {
-        let top = items[0]
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var p = 0
-            while true {
-                let l = 2 * p + 1, r = l + 1
-                var m = p
-                if l < items.count, items[l] < items[m] { m = l }
-                if r < items.count, items[r] < items[m] { m = r }
-                if m == p { break }
-                items.swapAt(p, m); p = m
-            }
-        }
-        return top
-    }
+/// When a channel's next message is due; ties by channel index keep the order deterministic.
+struct Due: Comparable, Sendable {
+    var at: Double
+    var channel: Int
+    static func < (a: Due, b: Due) -> Bool { (a.at, a.channel) < (b.at, b.channel) }
 }

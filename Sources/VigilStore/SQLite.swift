@@ -210,3 +210,42 @@ public struct Row {
         return Materialized(values: v, ints: n)
     }
 }
+
+/// An INSERT of many rows in one statement: executing one statement for a
+/// batch costs far less than one per row. One prepared statement per row
+/// count, made on first use; larger inputs go in chunks of `maxRows`.
+public final class MultiRowInsert {
+    let db: Database
+    let head: String
+    let row: String
+    let parametersPerRow: Int
+    let maxRows: Int
+    var statements: [Int: Statement] = [:]
+
+    /// `head` is `INSERT … VALUES`, `row` one row's tuple with `?` for each parameter: `(?,0,?,?)`.
+    public init(db: Database, head: String, row: String, maxRows: Int = 64) {
+        self.db = db
+        self.head = head
+        self.row = row
+        parametersPerRow = row.filter { $0 == "?" }.count
+        self.maxRows = maxRows
+    }
+
+    /// Inserts the rows whose parameters `values` holds, `parametersPerRow` after another.
+    public func run(_ values: [Statement.Value]) throws(SQLiteError) {
+        let chunk = maxRows * parametersPerRow
+        var start = 0
+        while start < values.count {
+            let end = min(values.count, start + chunk)
+            try statement(rows: (end - start) / parametersPerRow).run(start == 0 && end == values.count ? values : Array(values[start..<end]))
+            start = end
+        }
+    }
+
+    func statement(rows: Int) throws(SQLiteError) -> Statement {
+        if let s = statements[rows] { return s }
+        let s = try db.prepare(head + " " + Array(repeating: row, count: rows).joined(separator: ","))
+        statements[rows] = s
+        return s
+    }
+}

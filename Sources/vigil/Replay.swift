@@ -39,8 +39,7 @@ struct Replay: AsyncParsableCommand {
         }
         var outFD: Int32 = 1
         if let output {
-            outFD = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard outFD >= 0 else { printError("vigil replay: cannot create \(output): \(String(cString: strerror(errno)))"); throw ExitCode(1) }
+            do { outFD = try createFile(output) } catch { printError("vigil replay: \(error)"); throw ExitCode(1) }
         }
         let out = OutputBuffer(fd: outFD, limit: 1 << 18)
         var replayer = Replayer(setup: setup)

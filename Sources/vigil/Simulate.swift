@@ -145,9 +145,7 @@ struct Simulate: ParsableCommand {
     }
 
     func openWrite(_ path: String) throws -> OutputBuffer {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        return OutputBuffer(fd: fd, limit: 1 << 16)
+        do { return OutputBuffer(fd: try createFile(path), limit: 1 << 16) } catch { throw ValidationError(error.description) }
     }
 
     /// A recording on the virtual clock.
@@ -198,13 +196,10 @@ struct Simulate: ParsableCommand {
                     anomalyCount += 1
                 }
             }
-            if client.writePending() != 0 { try recover(client) }
             let nextDue = Double(sim.sent) / rate - Double(Time.monotonicNanos() - began) / 1e9
             // At least a millisecond: at high rates each wake-up publishes what fell due meanwhile.
-            let ready = client.wait(read: true, timeoutMs: Int32(max(1, min(50, nextDue * 1000))))
-            if ready.readable, client.readAvailable(maxMessages: 10_000) != 0 { try recover(client) }
-            _ = client.housekeeping()
-            for e in client.takeEvents() { if case .published = e, qos == 1 { inFlight -= 1 } }
+            let acks = try turn(client, timeoutMs: Int32(max(1, min(50, nextDue * 1000)))) { try recover(client) }
+            if qos == 1 { inFlight -= acks }
             let now = Time.monotonicNanos()
             if tty && now - lastProgress >= 1_000_000_000 {
                 lastProgress = now
@@ -215,10 +210,7 @@ struct Simulate: ParsableCommand {
         // Wait (bounded) for the broker to acknowledge what is in flight.
         let drainUntil = Time.monotonicNanos() + 10_000_000_000
         while qos == 1 && inFlight > 0 && Time.monotonicNanos() < drainUntil {
-            _ = client.writePending()
-            if client.wait(read: true, timeoutMs: 50).readable { _ = client.readAvailable(maxMessages: 10_000) }
-            _ = client.housekeeping()
-            for e in client.takeEvents() { if case .published = e { inFlight -= 1 } }
+            inFlight -= turn(client, timeoutMs: 50) {}
         }
         client.disconnect()
         _ = client.writePending()
@@ -229,7 +221,17 @@ struct Simulate: ParsableCommand {
                           inFlight > 0 ? ", \(inFlight) not acknowledged" : ""))
     }
 
-    func awaitConnack(_ client: MosquittoClient) throws {
+    /// One turn of the network loop: write what is queued, wait up to `timeoutMs`
+    /// for input, read it, keep the connection alive. Returns the acknowledgements
+    /// that arrived; `lost` is called when the connection failed.
+    func turn(_ client: MosquittoClient, timeoutMs: Int32, lost: () throws -> Void) rethrows -> Int {
+        if client.writePending() != 0 { try lost() }
+        if client.wait(read: true, timeoutMs: timeoutMs).readable, client.readAvailable(maxMessages: 10_000) != 0 { try lost() }
+        _ = client.housekeeping()
+        return client.takeEvents().reduce(0) { n, e in if case .published = e { n + 1 } else { n } }
+    }
+
+        func awaitConnack(_ client: MosquittoClient) throws {
         let until = Time.monotonicNanos() + 10_000_000_000
         while Time.monotonicNanos() < until {
             _ = client.writePending()
@@ -272,7 +274,8 @@ struct Simulate: ParsableCommand {
     }
 }
 
+/// Writes to standard error without a newline (the progress line rewrites itself with `\r`).
 private func printProgress(_ s: String) {
-    var bytes = Array(s.utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    var stderr = StandardError()
+    stderr.write(s)
 }

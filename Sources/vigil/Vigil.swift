@@ -36,6 +36,15 @@ struct CheckFailed: Error {}
 
 extension CheckFailed: CustomStringConvertible { var description: String { "" } }
 
+/// Creates (or truncates) a file for writing; the error names the file and the reason.
+func createFile(_ path: String) throws(CreateFailed) -> Int32 {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw CreateFailed(description: "cannot create \(path): \(String(cString: strerror(errno)))") }
+    return fd
+}
+
+struct CreateFailed: Error, CustomStringConvertible { let description: String }
+
 func printError(_ s: String) {
     var stderr = StandardError()
     print(s, to: &stderr)
