@@ -101,7 +101,7 @@ func publish(file: String, host: String, port: Int, qos: Int32, limit: Int, wind
         if ready.readable { _ = c.readAvailable(maxMessages: 10_000) }
         for e in c.takeEvents() {
             switch e {
-            case .connected(let code, _): connected = code == 0; start = Date()
+            case .connected(let code, _, _): connected = code == 0; start = Date()
             case .published: acked += 1
             default: break
             }

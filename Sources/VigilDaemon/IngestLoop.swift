@@ -76,29 +76,65 @@ final class IngestLoop {
     var lastCheckpoint: Millis = 0
     static let checkpointInterval: Millis = 2000
     var lastTrim: Millis = 0
-    /// Messages committed just before a crash, which the broker may deliver again.
-    struct Redelivery: Hashable { var mid: Int32; var topic: String; var payload: [UInt8] }
-    var redeliveries: [Redelivery: Int] = [:]
-    var redeliveryWindowEnds: Millis = 0
-    var hasConnectedBefore = false
-    /// Only the last batch can be unacknowledged (PUBACKs follow each commit),
-    /// and a batch holds at most this many messages; message ids are unique
-    /// within far more than that (65,535), so a match is a redelivery.
-    static let redeliveryWindow = 4096
+    /// Recognises the broker's resending of messages already journaled.
+    ///
+    /// A message is committed before its PUBACK is written, so when a
+    /// connection ends (a crash, a broker restart, a network fault) the broker
+    /// may hold journaled messages it never saw acknowledged — the last batch,
+    /// and earlier ones whose PUBACKs it had not yet read. When our session is
+    /// still there it sends them again first, in their original order and with
+    /// their packet ids. So, after such a CONNACK, each QoS 1 message whose
+    /// packet id, topic and payload equal a journaled message later than the
+    /// previous one matched is skipped; the first message that is not such a
+    /// resend, or the resend of the last journaled one, ends the filter for
+    /// this connection.
+    struct RedeliveryFilter {
+        var seqByPacketID: [Int32: Int64]
+        var last: Int64
+        var cursor: Int64 = 0
+        var skipped = 0
 
-    /// After any reconnect the broker may resend messages we committed but whose
-    /// PUBACK it never recorded: remember the tail of the journal to skip them.
+        init(seqByPacketID: [Int32: Int64]) {
+            self.seqByPacketID = seqByPacketID
+            last = seqByPacketID.values.max() ?? 0
+        }
+    }
+    var redelivery: RedeliveryFilter?
+    /// How far back in the journal a resend is looked for: eight full batches.
+    /// Packet ids repeat only after 65,535 messages, so within this many a
+    /// match of packet id, topic and payload is the same message.
+    static let redeliveryWindow = 32_768
+
     func armRedeliveryFilter() {
         do {
-            redeliveries.removeAll()
-            for e in try store.recentJournal(last: IngestLoop.redeliveryWindow) {
-                redeliveries[Redelivery(mid: e.mid, topic: e.topic, payload: e.payload), default: 0] += 1
-            }
-            redeliveryWindowEnds = Time.now() + 30_000
+            redelivery = RedeliveryFilter(seqByPacketID: try store.recentPacketIDs(last: IngestLoop.redeliveryWindow))
         } catch {
+            redelivery = nil
             logger.warning("cannot read the journal tail", metadata: ["error": .string("\(error)")])
         }
     }
+
+    /// Whether a message is the broker's resending of one already journaled.
+    func isRedelivery(_ m: MosquittoClient.Message) -> Bool {
+        guard m.qos > 0, var f = redelivery else { return false }
+        if let seq = f.seqByPacketID[m.mid], seq > f.cursor, (try? store.journalRow(seq, is: m.topic, m.payload)) == true {
+            f.cursor = seq
+            f.skipped += 1
+            redelivery = f
+            if seq == f.last { endRedeliveryFilter() }
+            return true
+        }
+        endRedeliveryFilter()
+        return false
+    }
+
+    func endRedeliveryFilter() {
+        if let f = redelivery, f.skipped > 0 {
+            logger.notice("redelivered messages skipped", metadata: ["count": .stringConvertible(f.skipped)])
+        }
+        redelivery = nil
+    }
+
     var shedLog = RateLimiter(perSecond: 5)
 
     init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
@@ -243,10 +279,10 @@ final class IngestLoop {
         var disconnected = false
         for e in client.takeEvents() {
             switch e {
-            case .connected(let code, let reason):
+            case .connected(let code, let reason, let sessionPresent):
                 if code == 0 {
-                    if hasConnectedBefore { armRedeliveryFilter() }
-                    hasConnectedBefore = true
+                    endRedeliveryFilter()
+                    if sessionPresent && config.broker.qos > 0 { armRedeliveryFilter() }
                     backoff = config.broker.reconnectInitial
                     status.values.withLock { $0.connected = true }
                     logger.notice("broker connected", metadata: ["broker": .string(config.broker.url), "client_id": .string(config.broker.clientID)])
@@ -318,7 +354,6 @@ final class IngestLoop {
         added += gained.values.reduce(0, +)
         gauge.set(try store.queue.pendingCounts())
         lastCheckpoint = startAt
-        armRedeliveryFilter()
         logger.notice("state restored", metadata: [
             "checkpoint": .string(Time.format(checkpointAt)), "journal_replayed": .stringConvertible(replayed),
             "rules_kept": .stringConvertible(kept.count), "open_incidents": .stringConvertible(engine.openIncidents),
@@ -327,25 +362,14 @@ final class IngestLoop {
         status.values.withLock { $0.openIncidents = engine.openIncidents }
     }
 
-    /// Whether a message is the broker's redelivery of one committed before a crash.
-    func isRedelivery(_ m: MosquittoClient.Message, now: Millis) -> Bool {
-        guard !redeliveries.isEmpty else { return false }
-        if now > redeliveryWindowEnds || m.qos == 0 { if now > redeliveryWindowEnds { redeliveries.removeAll() }; return false }
-        let k = Redelivery(mid: m.mid, topic: m.topic, payload: m.payload)
-        guard let n = redeliveries[k] else { return false }
-        if n <= 1 { redeliveries.removeValue(forKey: k) } else { redeliveries[k] = n - 1 }
-        return true
-    }
-
     func processBatch(_ incoming: [MosquittoClient.Message], now: Millis) {
         let started = Time.monotonicNanos()
         var messages = incoming
-        if !redeliveries.isEmpty {
-            let before = messages.count
-            messages.removeAll { isRedelivery($0, now: now) }
-            if messages.count < before {
-                logger.info("redelivered messages skipped", metadata: ["count": .stringConvertible(before - messages.count)])
-            }
+        if redelivery != nil {
+            // In arrival order: the filter's cursor moves along the journal.
+            messages = []
+            messages.reserveCapacity(incoming.count)
+            for m in incoming where !isRedelivery(m) { messages.append(m) }
         }
         var events: [IncidentEvent] = []
         var dead: [DeadLetter] = []

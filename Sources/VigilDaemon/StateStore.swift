@@ -10,6 +10,7 @@ final class StateStore {
     let insertDeadLetter: Statement
     let insertJournal: MultiRowInsert
     let writeCheckpoint: Statement
+    let selectJournalRow: Statement
     /// Approximate bytes of journal rows, for `journal.max_size`.
     var journalBytes: Int64 = 0
     let trimDeadLetters: Statement
@@ -45,6 +46,7 @@ final class StateStore {
             """)
         insertJournal = MultiRowInsert(db: db, head: "INSERT INTO journal(received_at, mid, topic, payload) VALUES", row: "(?,?,?,?)")
         writeCheckpoint = try db.prepare("INSERT OR REPLACE INTO checkpoint(id, journal_seq, at, state) VALUES(1,?,?,?)")
+        selectJournalRow = try db.prepare("SELECT topic, payload FROM journal WHERE seq = ?")
         insertDeadLetter = try db.prepare("INSERT INTO dead_letters(received_at, topic, reason, detail, payload) VALUES(?,?,?,?,?)")
         trimDeadLetters = try db.prepare("DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?")
         self.sinks = sinks
@@ -107,14 +109,23 @@ extension StateStore {
         }
     }
 
-    /// The last `n` journaled messages: after a crash or a reconnect the broker
-    /// redelivers those whose PUBACK it had not recorded.
-    func recentJournal(last n: Int) throws -> [JournalEntry] {
-        var out: [JournalEntry] = []
-        try db.prepare("SELECT seq, received_at, mid, topic, payload FROM journal ORDER BY seq DESC LIMIT ?").query([.int(Int64(n))]) { r in
-            out.append(JournalEntry(seq: r.int(0), receivedAt: r.int(1), mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4)))
+    /// The packet ids of the last `n` journaled QoS 1 messages, with their
+    /// journal positions (the later one where an id repeats).
+    func recentPacketIDs(last n: Int) throws -> [Int32: Int64] {
+        var out: [Int32: Int64] = [:]
+        out.reserveCapacity(n)
+        try db.prepare("SELECT seq, mid FROM journal ORDER BY seq DESC LIMIT ?").query([.int(Int64(n))]) { r in
+            let mid = Int32(truncatingIfNeeded: r.int(1))
+            if mid != 0, out[mid] == nil { out[mid] = r.int(0) }
         }
         return out
+    }
+
+    /// Whether the journal row `seq` holds exactly this topic and payload.
+    func journalRow(_ seq: Int64, is topic: String, _ payload: [UInt8]) throws -> Bool {
+        var same = false
+        try selectJournalRow.query([.int(seq)]) { r in same = r.text(0) == topic && r.blob(1) == payload }
+        return same
     }
 
     func measureJournal() throws {

@@ -130,7 +130,7 @@ public final class MQTTSink: Sink, @unchecked Sendable {
             if rc == 0 { rc = c.housekeeping() }
             for e in c.takeEvents() {
                 switch e {
-                case .connected(let code, let reason):
+                case .connected(let code, let reason, _):
                     connected = code == 0
                     if code == 0 { logger.notice("mqtt sink connected", metadata: ["sink": .string(name)]) }
                     else { logger.error("mqtt sink refused", metadata: ["sink": .string(name), "reason": .string(reason)]) }

@@ -63,8 +63,9 @@ public final class MosquittoClient {
     }
 
     public enum Event: Sendable {
-        /// CONNACK: 0 is success; otherwise the broker's reason.
-        case connected(code: Int32, reason: String)
+        /// CONNACK: 0 is success; otherwise the broker's reason. `sessionPresent`:
+        /// the broker kept our session, so it may resend unacknowledged messages.
+        case connected(code: Int32, reason: String, sessionPresent: Bool)
         case disconnected(code: Int32)
         case subscribed(mid: Int32, grantedQoS: [Int32])
         /// PUBACK for QoS 1 (or the write, for QoS 0).
@@ -122,10 +123,10 @@ public final class MosquittoClient {
     }
 
     private func installCallbacks() {
-        mosquitto_connect_v5_callback_set(mosq) { _, ud, rc, _, _ in
+        mosquitto_connect_v5_callback_set(mosq) { _, ud, rc, flags, _ in
             guard let c = MosquittoClient.from(ud) else { return }
             let reason = rc == 0 ? "accepted" : String(cString: mosquitto_connack_string(rc))
-            c.events.append(.connected(code: rc, reason: reason))
+            c.events.append(.connected(code: rc, reason: reason, sessionPresent: flags & 1 != 0))
         }
         mosquitto_disconnect_callback_set(mosq) { _, ud, rc in
             MosquittoClient.from(ud)?.events.append(.disconnected(code: rc))

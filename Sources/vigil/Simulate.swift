@@ -237,7 +237,7 @@ struct Simulate: ParsableCommand {
             _ = client.writePending()
             if client.wait(read: true, timeoutMs: 100).readable { _ = client.readAvailable(maxMessages: 100) }
             for e in client.takeEvents() {
-                if case .connected(let code, let reason) = e {
+                if case .connected(let code, let reason, _) = e {
                     if code == 0 { return }
                     throw ValidationError("the broker refused the connection: \(reason)")
                 }

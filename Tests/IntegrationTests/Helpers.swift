@@ -16,7 +16,7 @@ func publishAll(broker: TestBroker, messages: [(topic: String, payload: String)]
         if ready.readable { _ = c.readAvailable(maxMessages: 1000) }
         for e in c.takeEvents() {
             switch e {
-            case .connected(let code, _): connected = code == 0
+            case .connected(let code, _, _): connected = code == 0
             case .published(let mid): acked.insert(mid)
             default: break
             }
