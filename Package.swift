@@ -28,6 +28,9 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
 
+        // Buffered reads of the broker socket for libmosquitto (why: in its header).
+        .target(name: "CSocketReadBuffer"),
+
         // Values every stage shares: JSON, time, durations, channels, readings, incident events.
         .target(name: "VigilCore", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Rule files → compiled rules, and the engine: a pure state machine over readings and time.
@@ -35,7 +38,7 @@ let package = Package(
         // The one place that speaks SQLite.
         .target(name: "VigilStore", dependencies: ["CSQLite"]),
         // Broker connection, topic patterns, payload decoding, dead letters.
-        .target(name: "VigilIngest", dependencies: ["VigilCore", "CMosquitto"]),
+        .target(name: "VigilIngest", dependencies: ["VigilCore", "CMosquitto", "CSocketReadBuffer"]),
         // The durable outbox and the sinks it delivers to.
         .target(name: "VigilDispatch", dependencies: [
             "VigilCore", "VigilStore", "VigilIngest", .product(name: "Logging", package: "swift-log"),

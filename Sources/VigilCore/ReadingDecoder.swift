@@ -21,7 +21,7 @@ public struct ReadingDecoder: Sendable {
     var routes: [String: Route] = [:]
     static let maxCachedRoutes = 200_000
 
-    public typealias Route = Result<(feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?), DeadLetterReason>
+    public typealias Route = Result<TopicRoute, DeadLetterReason>
 
     public init(subscriptions: [Subscription], registry: ChannelRegistry, unknownChannels: UnknownChannels, limits: Limits) {
         self.subscriptions = subscriptions
@@ -67,7 +67,7 @@ public struct ReadingDecoder: Sendable {
             }
             let index = channel.flatMap { registry.lookup($0) }
             if index == nil && unknownChannels == .reject { return .failure(.unknownChannel) }
-            return .success((feed, channel, captures, index))
+            return .success(TopicRoute(feed: feed, channel: channel, captures: captures, channelIndex: index))
         }
         return .failure(.noSubscription)
     }
@@ -77,7 +77,7 @@ public struct ReadingDecoder: Sendable {
         func dead(_ r: DeadLetterReason, _ detail: String) -> Result<Reading, DeadLetter> {
             .failure(DeadLetter(topic: topic, reason: r, detail: detail, payload: Array(payload), receivedAt: at))
         }
-        let routed: (feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?)
+        let routed: TopicRoute
         switch cachedRoute(topic: topic) {
         case .success(let r): routed = r
         case .failure(let reason): return dead(reason, ReadingDecoder.explain(reason, topic: topic))
@@ -96,8 +96,7 @@ public struct ReadingDecoder: Sendable {
             }
         }
         guard case .object(let obj) = value else { return dead(.notObject, "payload is a \(value.typeName), not an object") }
-        return .success(Reading(topic: topic, feed: routed.feed, channel: routed.channel, captures: routed.captures,
-                                payload: obj, receivedAt: at, channelIndex: routed.channelIndex))
+        return .success(Reading(topic: topic, route: routed, payload: obj, receivedAt: at))
     }
 
     public mutating func decode(topic: String, payload: [UInt8], at: Millis) -> Result<Reading, DeadLetter> {
@@ -113,7 +112,7 @@ public struct ReadingDecoder: Sendable {
             func dead(_ r: DeadLetterReason, _ detail: String) -> Result<Reading, DeadLetter> {
                 .failure(DeadLetter(topic: record.topic, reason: r, detail: detail, payload: Array(value.description.utf8), receivedAt: record.ts))
             }
-            let routed: (feed: String, channel: String?, captures: [(name: String, value: String)], channelIndex: Int?)
+            let routed: TopicRoute
             switch cachedRoute(topic: record.topic) {
             case .success(let r): routed = r
             case .failure(let reason): return dead(reason, ReadingDecoder.explain(reason, topic: record.topic))
@@ -121,8 +120,7 @@ public struct ReadingDecoder: Sendable {
             if size > limits.maxPayload { return dead(.tooLarge, "payload of \(size) bytes exceeds max_payload \(limits.maxPayload)") }
             if depth > limits.maxDepth { return dead(.tooDeep, "JSON nested deeper than max_json_depth \(limits.maxDepth)") }
             guard case .object(let obj) = value else { return dead(.notObject, "payload is a \(value.typeName), not an object") }
-            return .success(Reading(topic: record.topic, feed: routed.feed, channel: routed.channel, captures: routed.captures,
-                                    payload: obj, receivedAt: record.ts, channelIndex: routed.channelIndex))
+            return .success(Reading(topic: record.topic, route: routed, payload: obj, receivedAt: record.ts))
         }
     }
 

@@ -164,7 +164,7 @@ final class IngestLoop {
             host: b.host, port: b.port, clientID: b.clientID, cleanSession: b.cleanSession, protocolV5: b.protocolVersion == "5",
             keepaliveSeconds: Int(b.keepalive / 1000), username: b.username, password: password, useTLS: b.useTLS,
             caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
-            keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure))
+            keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure, bufferedReads: true))
         let startAt = Time.now()
         try recover(startAt: startAt)
         statsBase.at = startAt
@@ -374,17 +374,16 @@ final class IngestLoop {
         var events: [IncidentEvent] = []
         var dead: [DeadLetter] = []
         var readings = 0
-        var byFeed: [String: Int] = [:]
+        var byFeed = FeedTally()
         for m in messages {
             switch decoder.decode(topic: m.topic, payload: m.payload, at: now) {
             case .success(let r):
                 readings += 1
-                byFeed[r.feed, default: 0] += 1
+                byFeed.add(r.feed)
                 engine.process(r, into: &events)
             case .failure(let d):
                 dead.append(d)
-                if case .success(let route) = decoder.cachedRoute(topic: m.topic) { byFeed[route.feed, default: 0] += 1 }
-                else { byFeed["unknown", default: 0] += 1 }
+                if case .success(let route) = decoder.cachedRoute(topic: m.topic) { byFeed.add(route.feed) } else { byFeed.add("unknown") }
                 logDeadLetter(d, now)
             }
         }
@@ -433,7 +432,7 @@ final class IngestLoop {
             if !events.isEmpty { dispatcher.ring() }
         }
         let lag = Double(Time.monotonicNanos() - started) / 1e9
-        metrics.recordBatch(received: byFeed, dead: dead.map(\.reason), readings: readings, events: events, lagSeconds: lag,
+        metrics.recordBatch(received: byFeed.counts, dead: dead.map(\.reason), readings: readings, events: events, lagSeconds: lag,
                             suppressed: engine.suppressedOpenings - suppressedBefore)
         let open = events.isEmpty ? nil : engine.openIncidents
         status.values.withLock { s in
@@ -513,4 +512,22 @@ final class IngestLoop {
             "backpressure": .stringConvertible(backpressured),
         ])
     }
+}
+
+/// Messages per feed in a batch. There are a handful of feeds, and feed names
+/// are short: a list compared in place costs less than hashing every message.
+struct FeedTally {
+    var feeds: [String] = []
+    var numbers: [Int] = []
+
+    mutating func add(_ feed: String) {
+        for i in feeds.indices where feeds[i] == feed {
+            numbers[i] += 1
+            return
+        }
+        feeds.append(feed)
+        numbers.append(1)
+    }
+
+    var counts: [String: Int] { Dictionary(uniqueKeysWithValues: zip(feeds, numbers)) }
 }

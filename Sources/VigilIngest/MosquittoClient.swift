@@ -1,4 +1,5 @@
 import CMosquitto
+import CSocketReadBuffer
 import VigilCore
 #if canImport(Glibc)
 import Glibc
@@ -38,14 +39,19 @@ public final class MosquittoClient {
         public var keyFile: String?
         public var tlsInsecure: Bool
         public var useTLS: Bool
+        /// Serve libmosquitto's small reads of a plain-TCP socket from a buffer
+        /// (CSocketReadBuffer). Only for a client that one thread alone drives,
+        /// from `connect` to `disconnect`: the buffer belongs to that thread.
+        public var bufferedReads: Bool
 
         public init(host: String, port: Int, clientID: String, cleanSession: Bool = false, protocolV5: Bool = false,
                     keepaliveSeconds: Int = 30, username: String? = nil, password: String? = nil, useTLS: Bool = false,
-                    caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false) {
+                    caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false,
+                    bufferedReads: Bool = false) {
             self.host = host; self.port = port; self.clientID = clientID; self.cleanSession = cleanSession
             self.protocolV5 = protocolV5; self.keepaliveSeconds = keepaliveSeconds; self.username = username
             self.password = password; self.useTLS = useTLS; self.caFile = caFile; self.certFile = certFile
-            self.keyFile = keyFile; self.tlsInsecure = tlsInsecure
+            self.keyFile = keyFile; self.tlsInsecure = tlsInsecure; self.bufferedReads = bufferedReads
         }
     }
 
@@ -155,17 +161,32 @@ public final class MosquittoClient {
 
     /// Opens the TCP (or TLS) connection and sends CONNECT. The CONNACK arrives later as `.connected`.
     public func connect() throws(MosquittoError) {
-        try check(mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds)),
-                  "connect to \(options.host):\(options.port)")
+        try withFreshReadBuffer { () throws(MosquittoError) in
+            try check(mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds)),
+                      "connect to \(options.host):\(options.port)")
+        }
     }
 
     public func reconnect() throws(MosquittoError) {
-        try check(mosquitto_reconnect(mosq), "reconnect to \(options.host):\(options.port)")
+        try withFreshReadBuffer { () throws(MosquittoError) in try check(mosquitto_reconnect(mosq), "reconnect to \(options.host):\(options.port)") }
     }
 
     public func disconnect() {
         mosquitto_disconnect(mosq)
+        if options.bufferedReads { vigil_read_buffer_detach() }
     }
+
+    /// A new socket starts with an empty buffer: nothing of the old connection
+    /// may be read as part of the new one, even where the descriptor number repeats.
+    private func withFreshReadBuffer(_ open: () throws(MosquittoError) -> Void) throws(MosquittoError) {
+        guard options.bufferedReads else { return try open() }
+        vigil_read_buffer_detach()
+        try open()
+        if !options.useTLS, socket >= 0 { vigil_read_buffer_attach(socket) }
+    }
+
+    /// Whether bytes of the socket wait in the read buffer (a poll would not see them).
+    var hasBufferedBytes: Bool { options.bufferedReads && vigil_read_buffer_pending() > 0 }
 
     /// The socket to poll, or -1 when not connected.
     public var socket: Int32 { mosquitto_socket(mosq) }
@@ -176,6 +197,7 @@ public final class MosquittoClient {
     /// Returns the library's status (non-zero: the connection is lost).
     public func readAvailable(maxMessages: Int) -> Int32 {
         let fd = socket
+        if options.bufferedReads, vigil_read_buffer_fd() != fd { vigil_read_buffer_detach() }
         guard fd >= 0 else { return MOSQ_ERR_NO_CONN.rawValue }
         // libmosquitto reads one packet per call, and a call on an empty socket
         // is one read that finds nothing: keep calling while calls bring messages,
@@ -184,7 +206,7 @@ public final class MosquittoClient {
             let before = inbox.count
             let rc = mosquitto_loop_read(mosq, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
-            if inbox.count > before { continue }
+            if inbox.count > before || hasBufferedBytes { continue }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if poll(&p, 1, 0) <= 0 || p.revents & Int16(POLLIN) == 0 { break }
         }
@@ -231,6 +253,7 @@ public final class MosquittoClient {
     public func wait(read: Bool, timeoutMs: Int32) -> (readable: Bool, writable: Bool) {
         let fd = socket
         guard fd >= 0 else { usleep(UInt32(max(0, timeoutMs)) * 1000); return (false, false) }
+        if read && hasBufferedBytes { return (true, wantsWrite) }
         var ev: Int16 = 0
         if read { ev |= Int16(POLLIN) }
         if wantsWrite { ev |= Int16(POLLOUT) }

@@ -6,20 +6,23 @@ import VigilCore
 public struct EvalContext {
     public var payload: JSONObject?
     public var topic: String?
-    public var captures: [(name: String, value: String)]
-    public var channelID: String?
+    /// Feed, channel id and captures (a reading's route, shared, not copied).
+    public var route: TopicRoute
     public var channelInfo: JSONObject?
-    public var feed: String
+
+    public var captures: [(name: String, value: String)] { route.captures }
+    public var channelID: String? { route.channel }
+    public var feed: String { route.feed }
 
     public init(payload: JSONObject?, topic: String?, captures: [(name: String, value: String)], channelID: String?,
                 channelInfo: JSONObject?, feed: String) {
-        self.payload = payload; self.topic = topic; self.captures = captures
-        self.channelID = channelID; self.channelInfo = channelInfo; self.feed = feed
+        self.payload = payload; self.topic = topic; self.channelInfo = channelInfo
+        route = TopicRoute(feed: feed, channel: channelID, captures: captures, channelIndex: nil)
     }
 
     public init(reading: Reading, registry: ChannelRegistry) {
-        self.init(payload: reading.payload, topic: reading.topic, captures: reading.captures, channelID: reading.channel,
-                  channelInfo: reading.channelIndex.map { registry.channels[$0].info }, feed: reading.feed)
+        payload = reading.payload; topic = reading.topic; route = reading.route
+        channelInfo = reading.channelIndex.map { registry.channels[$0].info }
     }
 
     public init(channel: Channel) {

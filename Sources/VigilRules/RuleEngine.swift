@@ -224,7 +224,7 @@ public struct RuleEngine: Sendable {
     mutating func handleOpen(_ r: Int, _ st: inout KeyState, _ keyText: String, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
                              _ out: inout [IncidentEvent]) -> Bool {
         let rule = rules[r]
-        guard var inc = st.incident else { return true }
+        guard var inc = st.incident.take() else { return true }
         if let clear = rule.clearWhen {
             switch clear.truth(ctx) {
             case true?:

@@ -110,10 +110,12 @@ public final class Statement {
     }
 
     /// Binds the parameters; every use binds all of them, so old bindings need no clearing.
-    public func bind(_ values: [Value]) throws(SQLiteError) {
+    public func bind(_ values: [Value]) throws(SQLiteError) { try bind(values[...]) }
+
+    public func bind(_ values: ArraySlice<Value>) throws(SQLiteError) {
         sqlite3_reset(stmt)
-        for (i, v) in values.enumerated() {
-            let idx = Int32(i + 1)
+        for (i, v) in zip(values.indices, values) {
+            let idx = Int32(i - values.startIndex + 1)
             let rc: Int32
             switch v {
             case .null: rc = sqlite3_bind_null(stmt, idx)
@@ -137,7 +139,9 @@ public final class Statement {
     /// Executes a statement that returns no rows.
     public func run(_ values: Value...) throws(SQLiteError) { try run(values) }
 
-    public func run(_ values: [Value]) throws(SQLiteError) {
+    public func run(_ values: [Value]) throws(SQLiteError) { try run(values[...]) }
+
+    public func run(_ values: ArraySlice<Value>) throws(SQLiteError) {
         try bind(values)
         let rc = sqlite3_step(stmt)
         sqlite3_reset(stmt)
@@ -237,7 +241,7 @@ public final class MultiRowInsert {
         var start = 0
         while start < values.count {
             let end = min(values.count, start + chunk)
-            try statement(rows: (end - start) / parametersPerRow).run(start == 0 && end == values.count ? values : Array(values[start..<end]))
+            try statement(rows: (end - start) / parametersPerRow).run(values[start..<end])
             start = end
         }
     }
