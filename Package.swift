@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilDaemon"]),
         .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore", "VigilStore", "VigilSimulate"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore", "VigilStore", "VigilSimulate", "CSocketReadBuffer"]),
         .testTarget(name: "VigilSimulateTests", dependencies: ["VigilSimulate", "VigilDaemon", "VigilCore"]),
     ],
     swiftLanguageModes: [.v6]
