@@ -1,6 +1,5 @@
 #define _GNU_SOURCE
 #include "CSocketReadBuffer.h"
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>

@@ -116,11 +116,10 @@ final class IngestLoop {
 
     /// Whether a message is the broker's resending of one already journaled.
     func isRedelivery(_ m: MosquittoClient.Message) -> Bool {
-        guard m.qos > 0, var f = redelivery else { return false }
+        guard m.qos > 0, let f = redelivery else { return false }
         if let seq = f.seqByPacketID[m.mid], seq > f.cursor, (try? store.journalRow(seq, is: m.topic, m.payload)) == true {
-            f.cursor = seq
-            f.skipped += 1
-            redelivery = f
+            redelivery?.cursor = seq
+            redelivery?.skipped += 1
             if seq == f.last { endRedeliveryFilter() }
             return true
         }

@@ -54,9 +54,7 @@ final class StateStore {
 
     /// A journaled message, as recovery reads it back.
     struct JournalEntry {
-        var seq: Int64
         var receivedAt: Millis
-        var mid: Int32
         var topic: String
         var payload: [UInt8]
     }
@@ -104,8 +102,8 @@ extension StateStore {
 
     /// Journal rows after `seq`, in order.
     func journal(after seq: Int64, _ each: (JournalEntry) throws -> Void) throws {
-        try db.prepare("SELECT seq, received_at, mid, topic, payload FROM journal WHERE seq > ? ORDER BY seq").query([.int(seq)]) { r in
-            try each(JournalEntry(seq: r.int(0), receivedAt: r.int(1), mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4)))
+        try db.prepare("SELECT received_at, topic, payload FROM journal WHERE seq > ? ORDER BY seq").query([.int(seq)]) { r in
+            try each(JournalEntry(receivedAt: r.int(0), topic: r.text(1), payload: r.blob(2)))
         }
     }
 

@@ -161,26 +161,26 @@ public final class MosquittoClient {
 
     /// Opens the TCP (or TLS) connection and sends CONNECT. The CONNACK arrives later as `.connected`.
     public func connect() throws(MosquittoError) {
-        try withFreshReadBuffer { () throws(MosquittoError) in
-            try check(mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds)),
-                      "connect to \(options.host):\(options.port)")
-        }
+        dropReadBuffer()
+        try check(mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds)),
+                  "connect to \(options.host):\(options.port)")
     }
 
     public func reconnect() throws(MosquittoError) {
-        try withFreshReadBuffer { () throws(MosquittoError) in try check(mosquitto_reconnect(mosq), "reconnect to \(options.host):\(options.port)") }
+        dropReadBuffer()
+        try check(mosquitto_reconnect(mosq), "reconnect to \(options.host):\(options.port)")
     }
 
     public func disconnect() {
         mosquitto_disconnect(mosq)
-        if options.bufferedReads { vigil_read_buffer_detach() }
+        dropReadBuffer()
     }
 
-    /// A new socket starts unbuffered: nothing of the old connection may be
-    /// read as part of the new one, even where the descriptor number repeats.
-    private func withFreshReadBuffer(_ open: () throws(MosquittoError) -> Void) throws(MosquittoError) {
+    /// Back to unbuffered reads. Every new socket starts so: nothing of the old
+    /// connection may be read as part of the new one, even where the
+    /// descriptor number repeats.
+    private func dropReadBuffer() {
         if options.bufferedReads { vigil_read_buffer_detach() }
-        try open()
     }
 
     /// Messages one drain of the socket takes unbuffered before the rest of
@@ -201,7 +201,7 @@ public final class MosquittoClient {
     /// Returns the library's status (non-zero: the connection is lost).
     public func readAvailable(maxMessages: Int) -> Int32 {
         let fd = socket
-        if options.bufferedReads, vigil_read_buffer_fd() != fd { vigil_read_buffer_detach() }
+        if vigil_read_buffer_fd() != fd { dropReadBuffer() }
         guard fd >= 0 else { return MOSQ_ERR_NO_CONN.rawValue }
         // libmosquitto reads one packet per call, and a call on an empty socket
         // is one read that finds nothing: keep calling while calls bring messages,
@@ -224,7 +224,7 @@ public final class MosquittoClient {
         }
         // The backlog is drained: back to unbuffered reads (an empty buffer
         // holds nothing to lose; a full inbox may leave bytes for next time).
-        if options.bufferedReads, vigil_read_buffer_fd() == fd, !hasBufferedBytes { vigil_read_buffer_detach() }
+        if !hasBufferedBytes { dropReadBuffer() }
         return MOSQ_ERR_SUCCESS.rawValue
     }
 
