@@ -2,12 +2,16 @@
 public enum IncidentEventType: String, Sendable, CaseIterable {
     case opened = "incident.opened"
     case updated = "incident.updated"
+    case acknowledged = "incident.acknowledged"
+    case reminded = "incident.reminded"
     case resolved = "incident.resolved"
 
     public var shortName: String {
         switch self {
         case .opened: return "opened"
         case .updated: return "updated"
+        case .acknowledged: return "acknowledged"
+        case .reminded: return "reminded"
         case .resolved: return "resolved"
         }
     }
@@ -46,15 +50,24 @@ public struct IncidentEvent: Sendable, Equatable {
     public var at: Millis
     public var count: Int
     public var reading: ReadingSnapshot?
+    /// When and by whom the incident was acknowledged; nil until it is.
+    public var acknowledgedAt: Millis?
+    public var acknowledgedBy: String?
+    /// Reminded events only: 1, 2, …
+    public var reminder: Int?
+    /// Acknowledged events only: the note given with the acknowledgement (nil: none).
+    public var note: String?
 
     public init(eventID: String, type: IncidentEventType, incidentID: String, rule: String, severity: Severity,
                 route: String, feed: String, channel: String?, key: JSONObject, title: String, labels: JSONObject,
                 channelInfo: JSONObject, startedAt: Millis, openedAt: Millis, resolvedAt: Millis?, at: Millis,
-                count: Int, reading: ReadingSnapshot?) {
+                count: Int, reading: ReadingSnapshot?, acknowledgedAt: Millis? = nil, acknowledgedBy: String? = nil,
+                reminder: Int? = nil, note: String? = nil) {
         self.eventID = eventID; self.type = type; self.incidentID = incidentID; self.rule = rule
         self.severity = severity; self.route = route; self.feed = feed; self.channel = channel; self.key = key
         self.title = title; self.labels = labels; self.channelInfo = channelInfo; self.startedAt = startedAt
         self.openedAt = openedAt; self.resolvedAt = resolvedAt; self.at = at; self.count = count; self.reading = reading
+        self.acknowledgedAt = acknowledgedAt; self.acknowledgedBy = acknowledgedBy; self.reminder = reminder; self.note = note
     }
 
     /// The event as one line of JSON, fields in the documented order.
@@ -81,8 +94,12 @@ public struct IncidentEvent: Sendable, Equatable {
         w.key("started_at"); w.writeTime(startedAt)
         w.key("opened_at"); w.writeTime(openedAt)
         w.key("resolved_at"); if let resolvedAt { w.writeTime(resolvedAt) } else { w.raw("null") }
+        w.key("acknowledged_at"); if let acknowledgedAt { w.writeTime(acknowledgedAt) } else { w.raw("null") }
+        w.key("acknowledged_by"); if let acknowledgedBy { w.writeString(acknowledgedBy) } else { w.raw("null") }
         w.key("at"); w.writeTime(at)
         w.key("count"); w.writeInt(count)
+        if type == .reminded { w.key("reminder"); w.writeInt(reminder ?? 0) }
+        if type == .acknowledged { w.key("note"); if let note { w.writeString(note) } else { w.raw("null") } }
         w.key("reading")
         if let r = reading {
             w.raw("{")
@@ -119,6 +136,7 @@ public struct IncidentEvent: Sendable, Equatable {
                              channel: str("channel"), key: o["key"]?.objectValue ?? JSONObject(), title: str("title") ?? "",
                              labels: o["labels"]?.objectValue ?? JSONObject(), channelInfo: o["channel_info"]?.objectValue ?? JSONObject(),
                              startedAt: started, openedAt: opened, resolvedAt: time("resolved_at"), at: at, count: Int(count),
-                             reading: reading)
+                             reading: reading, acknowledgedAt: time("acknowledged_at"), acknowledgedBy: str("acknowledged_by"),
+                             reminder: o["reminder"]?.numberValue.map { Int($0) }, note: str("note"))
     }
 }

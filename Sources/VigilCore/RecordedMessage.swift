@@ -1,31 +1,46 @@
-/// One line of a recording (replay input, test input, journal export):
-/// `{"ts": …, "topic": "…", "payload": {…}}`, or `payload_text` /
-/// `payload_base64` for payloads that are not JSON.
-public struct RecordedMessage: Sendable {
-    public enum Payload: Sendable {
-        /// Raw bytes, decoded like a live message.
-        case bytes([UInt8])
-        /// Already parsed from the record (`payload`), with its size in bytes.
-        case parsed(JSONValue, size: Int, depth: Int)
+/// A broker mark (SPEC §4, blind time): the connection was lost, or is back.
+public enum BrokerMark: String, Sendable, Equatable {
+    case lost, connected
+}
+
+/// A person's acknowledgement of an open incident (SPEC §7), an input like a reading.
+public struct Acknowledgement: Sendable, Equatable {
+    public var incidentID: String
+    public var by: String
+    public var note: String?
+
+    public init(incidentID: String, by: String, note: String?) {
+        self.incidentID = incidentID; self.by = by; self.note = note
     }
+}
 
-    public var ts: Millis
-    public var topic: String
-    public var payload: Payload
+/// One line of a recording (replay input, journal export): a message, a
+/// broker mark or an acknowledgement, each with its arrival time `ts`.
+public enum Record: Sendable {
+    case message(RecordedMessage)
+    case mark(ts: Millis, BrokerMark)
+    case ack(ts: Millis, Acknowledgement)
 
-    public init(ts: Millis, topic: String, payload: Payload) {
-        self.ts = ts; self.topic = topic; self.payload = payload
+    public var ts: Millis {
+        switch self {
+        case .message(let m): return m.ts
+        case .mark(let ts, _), .ack(let ts, _): return ts
+        }
     }
 
     /// Parses one line. Errors are messages without position; the caller adds the line number.
-    public static func parse(line: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<RecordedMessage, UnitError> {
+    public static func parse(line: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<Record, UnitError> {
         if let bad = UTF8Validation.firstInvalidByte(line) {
             return .failure(UnitError("invalid UTF-8 at byte \(bad) (use payload_base64 for binary payloads)"))
         }
         var p = JSONParser(line, maxDepth: 10_000)
         var ts: Millis?
         var topic: String?
-        var payload: Payload?
+        var payload: RecordedMessage.Payload?
+        var mark: BrokerMark?
+        var ack: String?
+        var by: String?
+        var note: String?
         do {
             p.skipWhitespace()
             guard !p.atEnd, p.current == UInt8(ascii: "{") else { return .failure(UnitError("a record must be a JSON object")) }
@@ -65,6 +80,23 @@ public struct RecordedMessage: Sendable {
                             return .failure(UnitError("payload_base64 must be a base64 string"))
                         }
                         payload = .bytes(b)
+                    case "broker":
+                        guard case .string(let s) = value, let m = BrokerMark(rawValue: s) else {
+                            return .failure(UnitError("broker must be \"lost\" or \"connected\""))
+                        }
+                        mark = m
+                    case "ack":
+                        guard case .string(let s) = value, !s.isEmpty else { return .failure(UnitError("ack must be an incident id")) }
+                        ack = s
+                    case "by":
+                        guard case .string(let s) = value else { return .failure(UnitError("by must be a string")) }
+                        by = s
+                    case "note":
+                        switch value {
+                        case .string(let s): note = s
+                        case .null: note = nil
+                        default: return .failure(UnitError("note must be a string or null"))
+                        }
                     default:
                         break  // other fields (qos, retain, …) are kept by recorders; replay does not need them
                     }
@@ -84,9 +116,52 @@ public struct RecordedMessage: Sendable {
             return .failure(UnitError("invalid JSON: \(error)"))
         }
         guard let ts else { return .failure(UnitError("the record has no ts")) }
+        let kinds = (topic != nil || payload != nil ? 1 : 0) + (mark != nil ? 1 : 0) + (ack != nil ? 1 : 0)
+        if kinds > 1 { return .failure(UnitError("a record is a message (topic), a broker mark (broker) or an acknowledgement (ack), not several")) }
+        if let mark { return .success(.mark(ts: ts, mark)) }
+        if let ack {
+            guard let by, !by.isEmpty else { return .failure(UnitError("an acknowledgement needs by (who acknowledged)")) }
+            return .success(.ack(ts: ts, Acknowledgement(incidentID: ack, by: by, note: note)))
+        }
         guard let topic else { return .failure(UnitError("the record has no topic")) }
         guard let payload else { return .failure(UnitError("the record has no payload, payload_text or payload_base64")) }
-        return .success(RecordedMessage(ts: ts, topic: topic, payload: payload))
+        return .success(.message(RecordedMessage(ts: ts, topic: topic, payload: payload)))
+    }
+}
+
+/// A recorded message: `{"ts": …, "topic": "…", "payload": {…}}`, or
+/// `payload_text` / `payload_base64` for payloads that are not JSON.
+public struct RecordedMessage: Sendable {
+    public enum Payload: Sendable {
+        /// Raw bytes, decoded like a live message.
+        case bytes([UInt8])
+        /// Already parsed from the record (`payload`), with its size in bytes.
+        case parsed(JSONValue, size: Int, depth: Int)
+    }
+
+    public var ts: Millis
+    public var topic: String
+    public var payload: Payload
+
+    public init(ts: Millis, topic: String, payload: Payload) {
+        self.ts = ts; self.topic = topic; self.payload = payload
+    }
+
+    /// Parses one line that must be a message record.
+    public static func parse(line: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<RecordedMessage, UnitError> {
+        switch Record.parse(line: line, maxDepth: maxDepth) {
+        case .success(.message(let m)): return .success(m)
+        case .success: return .failure(UnitError("expected a message record (ts, topic, payload)"))
+        case .failure(let e): return .failure(e)
+        }
+    }
+
+    /// The payload's bytes as a live message carries them.
+    public var payloadBytes: [UInt8] {
+        switch payload {
+        case .bytes(let b): return b
+        case .parsed(let v, _, _): return Array(v.description.utf8)
+        }
     }
 }
 

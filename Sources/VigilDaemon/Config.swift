@@ -27,7 +27,22 @@ public struct VigilConfig: Sendable {
         public var reconnectInitial: Millis = 1000
         public var reconnectMax: Millis = 30_000
         public var sharedGroup: String?
+        /// MQTT 5: the Session Expiry Interval sent in CONNECT (how long the broker keeps the session while vigil is away).
+        public var sessionExpiry: Millis = 7 * 86_400_000
+        /// Not connected this long: the built-in incident `vigil_broker_unreachable`.
+        public var blindIncidentAfter: Millis = 60_000
     }
+
+    /// `readings`: how a reading's own time is found and judged (SPEC §4, Time).
+    public struct Readings: Sendable {
+        /// Payload path of the device's time (RFC 3339 or epoch ms); nil: not used.
+        public var deviceTime: String? = "ts"
+        public var lateAfter: Millis = 10_000
+        public var maxDelay: Millis = 86_400_000
+    }
+
+    /// `journal.sync`: whether a commit is on disk before its PUBACKs leave.
+    public enum JournalSync: String, Sendable { case full, normal }
 
     public struct Sink: Sendable {
         public var name: String
@@ -72,6 +87,14 @@ public struct VigilConfig: Sendable {
     public var stateDirectory = "/var/lib/vigil"
     public var journalRetention: Millis = 86_400_000
     public var journalMaxSize: Int64 = 1 << 30
+    public var journalSync = JournalSync.full
+    public var readings = Readings()
+    /// IANA name: maintenance windows without a zone of their own, and times shown to people.
+    public var timezone = "UTC"
+    /// How long resolved incidents (and their events) are kept for `vigil incidents` and the API.
+    public var history: Millis = 30 * 86_400_000
+    /// Bearer token for the HTTP API: a path or `credential:NAME`.
+    public var httpTokenFile: String?
     public var limits = ReadingDecoder.Limits()
     public var dispatch = Dispatch()
     public var httpListen: String? = "127.0.0.1:9464"
@@ -118,10 +141,10 @@ public struct VigilConfig: Sendable {
 
 /// Reads `vigil.yaml`, reporting every problem with its line and column.
 public enum ConfigLoader {
-    static let topKeys = ["broker", "subscriptions", "channels", "unknown_channels", "rules", "state_dir", "journal",
-                          "limits", "dispatch", "http", "log"]
+    static let topKeys = ["broker", "readings", "timezone", "subscriptions", "channels", "unknown_channels", "rules", "state_dir",
+                          "history", "journal", "limits", "dispatch", "http", "log"]
     static let brokerKeys = ["url", "client_id", "clean_session", "qos", "protocol", "keepalive", "username",
-                             "password_file", "tls", "reconnect", "shared_group"]
+                             "password_file", "tls", "reconnect", "shared_group", "session_expiry", "blind_incident_after"]
     static let sinkKeys = ["name", "type", "path", "url", "secret_file", "timeout", "concurrency", "routes",
                            "min_severity", "topic", "qos"]
 
@@ -180,10 +203,33 @@ public enum ConfigLoader {
         }
         if let n = top.node("rules"), let list = ctx.stringList(n, "rules") { c.rules = list.map { c.resolve($0.0) } }
         else { c.rules = c.rules.map(c.resolve) }
+        if let r = top.node("readings"), let m = ctx.mapping(r, "readings", allowed: ["device_time", "late_after", "max_delay"]) {
+            if let n = m.node("device_time"), let s = ctx.optionalString(n, "device_time") {
+                if let s, DeviceTime.Path(s) == nil {
+                    ctx.error(n, "device_time '\(s)' — write a payload path such as ts or meta.sent_at")
+                } else {
+                    c.readings.deviceTime = s
+                }
+            }
+            if let n = m.node("late_after"), let d = ctx.duration(n, "late_after") {
+                if d <= 0 { ctx.error(n, "late_after must be positive") } else { c.readings.lateAfter = d }
+            }
+            if let n = m.node("max_delay"), let d = ctx.duration(n, "max_delay") { c.readings.maxDelay = d }
+            if c.readings.maxDelay < c.readings.lateAfter, let n = m.node("max_delay") ?? m.node("late_after") {
+                ctx.error(n, "max_delay (\(Units.formatDuration(c.readings.maxDelay))) must not be shorter than late_after (\(Units.formatDuration(c.readings.lateAfter)))")
+            }
+        }
+        if let n = top.node("timezone"), let s = ctx.string(n, "timezone") {
+            if TimeZone(identifier: s) != nil { c.timezone = s } else { ctx.error(n, "timezone '\(s)' is not an IANA time zone name (e.g. Asia/Shanghai, UTC)") }
+        }
         if let n = top.node("state_dir"), let s = ctx.string(n, "state_dir") { c.stateDirectory = c.resolve(s) }
-        if let j = top.node("journal"), let m = ctx.mapping(j, "journal", allowed: ["retention", "max_size"]) {
+        if let n = top.node("history"), let d = ctx.duration(n, "history") { c.history = d }
+        if let j = top.node("journal"), let m = ctx.mapping(j, "journal", allowed: ["retention", "max_size", "sync"]) {
             if let n = m.node("retention"), let d = ctx.duration(n, "retention") { c.journalRetention = d }
             if let n = m.node("max_size"), let s = ctx.size(n, "max_size") { c.journalMaxSize = s }
+            if let n = m.node("sync"), let s = ctx.string(n, "sync") {
+                if let v = VigilConfig.JournalSync(rawValue: s) { c.journalSync = v } else { ctx.error(n, "journal sync must be full or normal, not '\(s)'") }
+            }
         }
         if let l = top.node("limits"), let m = ctx.mapping(l, "limits", allowed: ["max_payload", "max_json_depth"]) {
             if let n = m.node("max_payload"), let s = ctx.size(n, "max_payload") { c.limits.maxPayload = Int(s) }
@@ -195,10 +241,13 @@ public enum ConfigLoader {
         }
         if let h = top.node("http") {
             if YAMLContext.isNull(h) { c.httpListen = nil }
-            else if let m = ctx.mapping(h, "http", allowed: ["listen"]), let n = m.node("listen") {
-                if let s = ctx.optionalString(n, "listen") {
+            else if let m = ctx.mapping(h, "http", allowed: ["listen", "token_file"]) {
+                if let n = m.node("listen"), let s = ctx.optionalString(n, "listen") {
                     c.httpListen = s
                     if let s, parseHostPort(s) == nil { ctx.error(n, "listen '\(s)' — write HOST:PORT, e.g. 127.0.0.1:9464") }
+                }
+                if let n = m.node("token_file"), let s = ctx.optionalString(n, "token_file") {
+                    c.httpTokenFile = s.map { $0.hasPrefix("credential:") ? $0 : c.resolve($0) }
                 }
             }
         }
@@ -248,6 +297,13 @@ public enum ConfigLoader {
             if let n = rm.node("max"), let d = ctx.duration(n, "max") { b.reconnectMax = max(d, 1) }
         }
         if let n = m.node("shared_group"), let s = ctx.optionalString(n, "shared_group") { b.sharedGroup = s }
+        if let n = m.node("session_expiry"), let d = ctx.duration(n, "session_expiry") {
+            // The property is a 32-bit count of seconds; 0xFFFFFFFF means "never expires".
+            if d < 0 || d / 1000 > 0xFFFF_FFFF { ctx.error(n, "session_expiry must be between 0s and 4294967295s") } else { b.sessionExpiry = d }
+        }
+        if let n = m.node("blind_incident_after"), let d = ctx.duration(n, "blind_incident_after") {
+            if d <= 0 { ctx.error(n, "blind_incident_after must be positive") } else { b.blindIncidentAfter = d }
+        }
     }
 
     static func parseDispatch(_ m: YAMLMapping, _ c: inout VigilConfig, _ ctx: inout YAMLContext) {

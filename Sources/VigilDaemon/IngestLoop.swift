@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Synchronization
 import VigilCore
 import VigilDispatch
 import VigilIngest
@@ -9,46 +8,12 @@ import VigilRules
 import Glibc
 #endif
 
-/// Counters the ingest loop publishes for the stats line and health checks.
-public final class IngestStatus: Sendable {
-    struct Values {
-        var connected = false
-        var received = 0
-        var readings = 0
-        var deadLetters: [String: Int] = [:]
-        var events = 0
-        var openIncidents = 0
-        var backpressured = false
-        var lastLoopAt: Millis = 0
-        var lagMs: Millis = 0
-        var ready = false
-    }
-    let values = Mutex(Values())
-    public init() {}
-
-    public var connected: Bool { values.withLock { $0.connected } }
-    public var received: Int { values.withLock { $0.received } }
-    public var readings: Int { values.withLock { $0.readings } }
-    public var events: Int { values.withLock { $0.events } }
-    public var deadLetterTotal: Int { values.withLock { $0.deadLetters.values.reduce(0, +) } }
-    public var openIncidents: Int { values.withLock { $0.openIncidents } }
-    public var ready: Bool { values.withLock { $0.ready } }
-}
-
-/// A flag one thread sets and another polls.
-public final class StopFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    public init() {}
-    public func set() { flag.store(true, ordering: .releasing) }
-    public var isSet: Bool { flag.load(ordering: .acquiring) }
-    /// Reads and clears the flag.
-    public func take() -> Bool { flag.exchange(false, ordering: .acquiringAndReleasing) }
-}
-
 /// The ingestion and evaluation stage, on its own thread: read what the
-/// socket holds, evaluate it, commit events (and dead letters) in one
-/// transaction, and only then write — so PUBACKs follow the commit. While the
-/// dispatch queue is full it stops reading; the broker holds the messages.
+/// socket holds, evaluate it, commit the journal, the events and the dead
+/// letters in one transaction, and only then write — so PUBACKs follow the
+/// commit. While the dispatch queue is full it stops reading; the broker
+/// holds the messages. Connection losses and returns are journaled as broker
+/// marks, so that recovery and replay see the same blind time.
 final class IngestLoop {
     var setup: Setup
     let logger: Logger
@@ -62,11 +27,11 @@ final class IngestLoop {
     let notifier = SystemdNotifier()
     var lastStatus: Millis = 0
 
-    var engine: RuleEngine
-    var decoder: ReadingDecoder
+    var evaluator: Evaluator
     var store: StateStore!
     var client: MosquittoClient!
     var deadLetterLog = RateLimiter(perSecond: 5)
+    var shedLog = RateLimiter(perSecond: 5)
     var lastStats: Millis = 0
     var statsBase = (received: 0, readings: 0, at: Millis(0))
     var backpressured = false
@@ -76,65 +41,19 @@ final class IngestLoop {
     var lastCheckpoint: Millis = 0
     static let checkpointInterval: Millis = 2000
     var lastTrim: Millis = 0
-    /// Recognises the broker's resending of messages already journaled.
-    ///
-    /// A message is committed before its PUBACK is written, so when a
-    /// connection ends (a crash, a broker restart, a network fault) the broker
-    /// may hold journaled messages it never saw acknowledged — the last batch,
-    /// and earlier ones whose PUBACKs it had not yet read. When our session is
-    /// still there it sends them again first, in their original order and with
-    /// their packet ids. So, after such a CONNACK, each QoS 1 message whose
-    /// packet id, topic and payload equal a journaled message later than the
-    /// previous one matched is skipped; the first message that is not such a
-    /// resend, or the resend of the last journaled one, ends the filter for
-    /// this connection.
-    struct RedeliveryFilter {
-        var seqByPacketID: [Int32: Int64]
-        var last: Int64
-        var cursor: Int64 = 0
-        var skipped = 0
-
-        init(seqByPacketID: [Int32: Int64]) {
-            self.seqByPacketID = seqByPacketID
-            last = seqByPacketID.values.max() ?? 0
-        }
-    }
     var redelivery: RedeliveryFilter?
-    /// How far back in the journal a resend is looked for: eight full batches.
-    /// Packet ids repeat only after 65,535 messages, so within this many a
-    /// match of packet id, topic and payload is the same message.
-    static let redeliveryWindow = 32_768
 
-    func armRedeliveryFilter() {
-        do {
-            redelivery = RedeliveryFilter(seqByPacketID: try store.recentPacketIDs(last: IngestLoop.redeliveryWindow))
-        } catch {
-            redelivery = nil
-            logger.warning("cannot read the journal tail", metadata: ["error": .string("\(error)")])
-        }
+    /// What arrived since the last batch, in order: messages and broker marks.
+    enum Incoming {
+        case message(MosquittoClient.Message)
+        case mark(BrokerMark)
     }
-
-    /// Whether a message is the broker's resending of one already journaled.
-    func isRedelivery(_ m: MosquittoClient.Message) -> Bool {
-        guard m.qos > 0, let f = redelivery else { return false }
-        if let seq = f.seqByPacketID[m.mid], seq > f.cursor, (try? store.journalRow(seq, is: m.topic, m.payload)) == true {
-            redelivery?.cursor = seq
-            redelivery?.skipped += 1
-            if seq == f.last { endRedeliveryFilter() }
-            return true
-        }
-        endRedeliveryFilter()
-        return false
-    }
-
-    func endRedeliveryFilter() {
-        if let f = redelivery, f.skipped > 0 {
-            logger.notice("redelivered messages skipped", metadata: ["count": .stringConvertible(f.skipped)])
-        }
-        redelivery = nil
-    }
-
-    var shedLog = RateLimiter(perSecond: 5)
+    var incoming: [Incoming] = []
+    /// Between an accepted CONNACK and the loss of that connection.
+    var connected = false
+    /// Arrival times never go back, whatever the wall clock does.
+    var lastArrival: Millis = 0
+    var outage: BrokerOutage
 
     init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
          reload: StopFlag, metrics: Metrics) {
@@ -147,8 +66,8 @@ final class IngestLoop {
         self.dispatcher = dispatcher
         self.status = status
         self.stop = stop
-        self.engine = RuleEngine(ruleSet: setup.ruleSet, registry: setup.registry)
-        self.decoder = setup.decoder
+        self.evaluator = setup.evaluator()
+        self.outage = BrokerOutage(url: setup.config.broker.url, after: setup.config.broker.blindIncidentAfter, lostAt: Time.now())
     }
 
     var config: VigilConfig { setup.config }
@@ -163,8 +82,10 @@ final class IngestLoop {
             host: b.host, port: b.port, clientID: b.clientID, cleanSession: b.cleanSession, protocolV5: b.protocolVersion == "5",
             keepaliveSeconds: Int(b.keepalive / 1000), username: b.username, password: password, useTLS: b.useTLS,
             caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
-            keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure, bufferedReads: true))
+            keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure, bufferedReads: true,
+            sessionExpirySeconds: UInt32(b.sessionExpiry / 1000)))
         let startAt = Time.now()
+        lastArrival = startAt
         try recover(startAt: startAt)
         statsBase.at = startAt
         lastStats = startAt
@@ -176,9 +97,11 @@ final class IngestLoop {
             while !stop.isSet { usleep(50_000) }
         }
         loop()
-        // Stopping: commit what is in hand with a checkpoint, then let the PUBACKs go.
+        // Stopping: the connection ends here (a broker mark), what is in hand
+        // is committed with a checkpoint, then the PUBACKs may go.
+        if connected { connectionLost(Time.now()) }
         lastCheckpoint = 0
-        processBatch([], now: Time.now())
+        processBatch(now: Time.now())
         _ = client.writePending()
         client.disconnect()
         _ = client.writePending()
@@ -206,7 +129,7 @@ final class IngestLoop {
             if client.socket < 0 {
                 if connectedSocket {
                     connectedSocket = false
-                    status.values.withLock { $0.connected = false }
+                    connectionLost(now)
                     scheduleReconnect(now)
                 }
                 if now >= nextAttempt {
@@ -225,10 +148,10 @@ final class IngestLoop {
                     firstAttempt = false
                 }
                 if client.socket < 0 {
-                    // Keep the clock turning while the broker is away: timers (absence!) still fire.
-                    processBatch([], now: Time.now())
-                    let wait = max(1, min(nextAttempt - Time.now(), sleepBudget(Time.now())))
-                    usleep(UInt32(min(wait, 200)) * 1000)
+                    // Blind: the clock stands still; only the outage incident and checkpoints move.
+                    processBatch(now: Time.now())
+                    let wait = max(1, min(nextAttempt - Time.now(), 200))
+                    usleep(UInt32(wait) * 1000)
                     periodic(Time.now())
                     continue
                 }
@@ -245,35 +168,46 @@ final class IngestLoop {
             if ready.readable && !backpressured {
                 rc = client.readAvailable(maxMessages: 4096)
             }
-            var sawDisconnect = handleClientEvents()
-            let messages = client.takeMessages()
-            processBatch(messages, now: Time.now())
+            // A CONNACK comes before the messages of its connection; a loss after them.
+            let lost = handleClientEvents()
+            for m in client.takeMessages() { incoming.append(.message(m)) }
+            if lost { connectionLost(Time.now()) }
+            processBatch(now: Time.now())
             if rc == 0 { rc = client.writePending() }
             if rc == 0 { rc = client.housekeeping() }
-            sawDisconnect = handleClientEvents() || sawDisconnect
+            let lostLater = handleClientEvents()
             if rc != 0 && client.socket < 0 {
-                if !sawDisconnect && !reconnectScheduled {
+                if !lost && !lostLater && !reconnectScheduled {
                     logger.warning("broker connection lost", metadata: [
                         "broker": .string(config.broker.url), "error": .string(MosquittoError(code: rc, context: "connection").description),
                         "retry_in": .string(Units.formatDuration(backoff)),
                     ])
                 }
-                status.values.withLock { $0.connected = false }
                 scheduleReconnect(Time.now())
             }
+            if lostLater || (rc != 0 && client.socket < 0) { connectionLost(Time.now()) }
             periodic(Time.now())
         }
+    }
+
+    /// The connection is gone: a `lost` mark (once per connection), and the outage clock starts.
+    func connectionLost(_ now: Millis) {
+        status.values.withLock { $0.connected = false }
+        outage.connectionLost(at: now)
+        guard connected else { return }
+        connected = false
+        incoming.append(.mark(.lost))
     }
 
     /// How long the loop may sleep: until the next rule timer, at most half a keepalive.
     func sleepBudget(_ now: Millis) -> Millis {
         var budget = min(config.broker.keepalive / 2, 1000)
-        if let due = engine.nextDeadline() { budget = min(budget, max(0, due - now)) }
+        if let due = evaluator.engine.nextDeadline() { budget = min(budget, max(0, due - now)) }
         return budget
     }
 
-    /// Logs connection events; returns whether the connection went away.
-    @discardableResult
+    /// Logs connection events, journals a `connected` mark for an accepted
+    /// CONNACK; returns whether the connection went away.
     func handleClientEvents() -> Bool {
         var disconnected = false
         for e in client.takeEvents() {
@@ -284,14 +218,15 @@ final class IngestLoop {
                     if sessionPresent && config.broker.qos > 0 { armRedeliveryFilter() }
                     backoff = config.broker.reconnectInitial
                     status.values.withLock { $0.connected = true }
-                    logger.notice("broker connected", metadata: ["broker": .string(config.broker.url), "client_id": .string(config.broker.clientID)])
-                    for sub in config.subscriptions {
-                        var filter = sub.pattern.filter
-                        if let g = config.broker.sharedGroup { filter = "$share/\(g)/\(filter)" }
-                        do { pendingSubscriptions.insert(try client.subscribe(filter, qos: Int32(config.broker.qos))) } catch {
-                            logger.error("subscribe failed", metadata: ["topic": .string(filter), "error": .string(error.description)])
-                        }
+                    if !connected {
+                        connected = true
+                        incoming.append(.mark(.connected))
                     }
+                    logger.notice("broker connected", metadata: [
+                        "broker": .string(config.broker.url), "client_id": .string(config.broker.clientID),
+                        "session_present": .stringConvertible(sessionPresent),
+                    ])
+                    subscribe()
                 } else {
                     logger.error("broker refused the connection", metadata: [
                         "broker": .string(config.broker.url), "reason": .string(reason), "retry_in": .string(Units.formatDuration(backoff)),
@@ -321,212 +256,39 @@ final class IngestLoop {
         return disconnected
     }
 
-    /// Restores the last checkpoint and re-evaluates the journal after it, so
-    /// rule state is as if there had been no crash. Events come out with the
-    /// same ids and the queue ignores those it already holds.
-    func recover(startAt: Millis) throws {
-        guard let (seq, bytes) = try store.loadCheckpoint(),
-              let (restored, kept) = RuleEngine.restore(bytes, ruleSet: setup.ruleSet, registry: setup.registry) else {
-            engine.start(at: startAt)
-            _ = try store.commit(messages: [], events: [], deadLetters: [], checkpoint: engine.checkpoint(), now: startAt)
-            lastCheckpoint = startAt
-            return
-        }
-        engine = restored
-        let checkpointAt = engine.now
-        var events: [IncidentEvent] = []
-        var replayed = 0
-        var added = 0
-        try store.journal(after: seq) { entry in
-            replayed += 1
-            switch decoder.decode(topic: entry.topic, payload: entry.payload, at: entry.receivedAt) {
-            case .success(let r): engine.process(r, into: &events)
-            case .failure: engine.advance(to: entry.receivedAt, into: &events)
+    func subscribe() {
+        for sub in config.subscriptions {
+            var filter = sub.pattern.filter
+            if let g = config.broker.sharedGroup { filter = "$share/\(g)/\(filter)" }
+            do { pendingSubscriptions.insert(try client.subscribe(filter, qos: Int32(config.broker.qos))) } catch {
+                logger.error("subscribe failed", metadata: ["topic": .string(filter), "error": .string(error.description)])
             }
-            if events.count >= 1000 {
-                added += try store.commit(messages: [], events: events, deadLetters: [], checkpoint: nil, now: startAt).values.reduce(0, +)
-                events.removeAll(keepingCapacity: true)
-            }
-        }
-        engine.suppressions.removeAll()
-        let gained = try store.commit(messages: [], events: events, deadLetters: [], checkpoint: engine.checkpoint(), now: startAt)
-        added += gained.values.reduce(0, +)
-        gauge.set(try store.queue.pendingCounts())
-        lastCheckpoint = startAt
-        logger.notice("state restored", metadata: [
-            "checkpoint": .string(Time.format(checkpointAt)), "journal_replayed": .stringConvertible(replayed),
-            "rules_kept": .stringConvertible(kept.count), "open_incidents": .stringConvertible(engine.openIncidents),
-            "deliveries_added": .stringConvertible(added),
-        ])
-        status.values.withLock { $0.openIncidents = engine.openIncidents }
-    }
-
-    func processBatch(_ incoming: [MosquittoClient.Message], now: Millis) {
-        let started = Time.monotonicNanos()
-        var messages = incoming
-        if redelivery != nil {
-            // In arrival order: the filter's cursor moves along the journal.
-            messages = []
-            messages.reserveCapacity(incoming.count)
-            for m in incoming where !isRedelivery(m) { messages.append(m) }
-        }
-        var events: [IncidentEvent] = []
-        var dead: [DeadLetter] = []
-        var readings = 0
-        var byFeed = FeedTally()
-        for m in messages {
-            switch decoder.decode(topic: m.topic, payload: m.payload, at: now) {
-            case .success(let r):
-                readings += 1
-                byFeed.add(r.feed)
-                engine.process(r, into: &events)
-            case .failure(let d):
-                dead.append(d)
-                if case .success(let route) = decoder.cachedRoute(topic: m.topic) { byFeed.add(route.feed) } else { byFeed.add("unknown") }
-                logDeadLetter(d, now)
-            }
-        }
-        let suppressedBefore = engine.suppressedOpenings
-        engine.advance(to: now, into: &events)
-        for s in engine.suppressions {
-            logger.debug("opening suppressed", metadata: ["rule": .string(s.rule), "key": .string(s.key), "reason": .string(s.reason)])
-        }
-        engine.suppressions.removeAll()
-        if config.dispatch.overflow == .shed, !events.isEmpty, gauge.pending >= config.dispatch.maxPending {
-            let below = config.dispatch.shedBelow
-            let shed = events.filter { $0.severity < below }
-            if !shed.isEmpty {
-                events.removeAll { $0.severity < below }
-                metrics.recordShed(shed.count)
-                for e in shed {
-                    shedLog.admit(now: now) { suppressed in
-                        var meta: Logger.Metadata = [
-                            "rule": .string(e.rule), "incident_id": .string(e.incidentID), "severity": .string(e.severity.name),
-                            "type": .string(e.type.rawValue), "event_id": .string(e.eventID), "queue_pending": .stringConvertible(gauge.pending),
-                        ]
-                        if let suppressed { meta["suppressed"] = .stringConvertible(suppressed) }
-                        logger.warning("event shed", metadata: meta)
-                    }
-                }
-            }
-            if !events.isEmpty { heldBySevereEvents = true }
-        }
-        let checkpoint: [UInt8]? = now - lastCheckpoint >= IngestLoop.checkpointInterval ? engine.checkpoint() : nil
-        if checkpoint != nil { lastCheckpoint = now }
-        if !messages.isEmpty || !events.isEmpty || !dead.isEmpty || checkpoint != nil {
-            let journal = messages.map { (receivedAt: now, mid: $0.mid, topic: $0.topic, payload: $0.payload) }
-            var attempt = 0
-            while true {
-                do {
-                    let added = try store.commit(messages: journal, events: events, deadLetters: dead, checkpoint: checkpoint, now: now)
-                    gauge.add(added)
-                    break
-                } catch {
-                    // Without the commit nothing may be acknowledged: retry rather than move on.
-                    attempt += 1
-                    logger.error("state commit failed", metadata: ["error": .string("\(error)"), "attempt": .stringConvertible(attempt)])
-                    usleep(UInt32(min(attempt * 100, 2000)) * 1000)
-                }
-            }
-            if !events.isEmpty { dispatcher.ring() }
-        }
-        let lag = Double(Time.monotonicNanos() - started) / 1e9
-        metrics.recordBatch(received: byFeed.counts, dead: dead.map(\.reason), readings: readings, events: events, lagSeconds: lag,
-                            suppressed: engine.suppressedOpenings - suppressedBefore)
-        let open = events.isEmpty ? nil : engine.openIncidents
-        status.values.withLock { s in
-            s.received += messages.count
-            s.readings += readings
-            s.events += events.count
-            for d in dead { s.deadLetters[d.reason.rawValue, default: 0] += 1 }
-            if let open { s.openIncidents = open }
-            s.backpressured = backpressured
-            s.lastLoopAt = now
         }
     }
 
-    /// SIGHUP: re-read registry and rules. A broken set is rejected with its
-    /// errors and the running set stays; unchanged rules keep their state.
-    func reloadRules() {
-        notifier.notify("RELOADING=1\nSTATUS=reloading rules and registry")
-        let (loaded, diags) = Setup.load(config: config)
-        if let loaded {
-            let (next, kept) = engine.reloaded(ruleSet: loaded.ruleSet, registry: loaded.registry)
-            engine = next
-            setup = loaded
-            decoder = loaded.decoder
-            metrics.recordReload("applied")
-            logger.notice("reloaded", metadata: [
-                "rules": .stringConvertible(loaded.ruleSet.rules.count), "channels": .stringConvertible(loaded.registry.count),
-                "kept_state": .stringConvertible(kept.count),
-            ])
-        } else {
-            metrics.recordReload("rejected")
-            for d in diags.prefix(50) { logger.error("reload rejected", metadata: ["error": .string(d.description)]) }
-            logger.error("reload rejected: the running rules stay", metadata: ["errors": .stringConvertible(diags.count)])
-        }
-        notifier.notify("READY=1\nSTATUS=\(loaded == nil ? "reload rejected; running the previous rules" : "reloaded")")
-    }
-
-    func logDeadLetter(_ d: DeadLetter, _ now: Millis) {
-        deadLetterLog.admit(now: now) { suppressed in
-            var meta: Logger.Metadata = ["reason": .string(d.reason.rawValue), "topic": .string(d.topic), "detail": .string(d.detail)]
-            if let suppressed { meta["suppressed"] = .stringConvertible(suppressed) }
-            logger.warning("dead letter", metadata: meta)
+    func armRedeliveryFilter() {
+        do {
+            redelivery = RedeliveryFilter(seqByPacketID: try store.recentPacketIDs(last: RedeliveryFilter.window))
+        } catch {
+            redelivery = nil
+            logger.warning("cannot read the journal tail", metadata: ["error": .string("\(error)")])
         }
     }
 
-    func periodic(_ now: Millis) {
-        if now - lastTrim >= 60_000 {
-            lastTrim = now
-            do {
-                let n = try store.trimJournal(retention: config.journalRetention, maxSize: config.journalMaxSize, now: now)
-                if n > 0 { logger.debug("journal trimmed", metadata: ["rows": .stringConvertible(n)]) }
-            } catch {
-                logger.warning("journal trim failed", metadata: ["error": .string("\(error)")])
-            }
+    /// Whether a message is the broker's resending of one already journaled.
+    func isRedelivery(_ m: MosquittoClient.Message) -> Bool {
+        guard redelivery != nil else { return false }
+        let resend = redelivery!.isResend(packetID: m.mid, qos: m.qos) { seq in
+            (try? store.journalRow(seq, is: m.topic, m.payload)) == true
         }
-        if let n = deadLetterLog.flush(now: now) {
-            logger.warning("dead letters suppressed", metadata: ["suppressed": .stringConvertible(n)])
-        }
-        if notifier.isActive, now - lastStatus >= 5000 {
-            lastStatus = now
-            let (received, open) = status.values.withLock { ($0.received, $0.openIncidents) }
-            let state = status.connected ? "connected" : "disconnected"
-            notifier.notify("STATUS=\(state) to \(config.broker.url); \(received) messages; \(open) open incidents; queue \(gauge.pending)\(backpressured ? " (backpressure)" : "")")
-        }
-        guard now - lastStats >= config.statsInterval else { return }
-        lastStats = now
-        let (received, readings, events, open, deadTotal) = status.values.withLock {
-            ($0.received, $0.readings, $0.events, $0.openIncidents, $0.deadLetters.values.reduce(0, +))
-        }
-        let secs = max(0.001, Double(now - statsBase.at) / 1000)
-        let rate = Double(received - statsBase.received) / secs
-        statsBase = (received, readings, now)
-        logger.info("stats", metadata: [
-            "connected": .stringConvertible(status.connected), "received": .stringConvertible(received),
-            "rate": .string(String(Int(rate.rounded()))), "readings": .stringConvertible(readings),
-            "dead_letters": .stringConvertible(deadTotal), "events": .stringConvertible(events),
-            "open_incidents": .stringConvertible(open), "queue_pending": .stringConvertible(gauge.pending),
-            "backpressure": .stringConvertible(backpressured),
-        ])
-    }
-}
-
-/// Messages per feed in a batch. There are a handful of feeds, and feed names
-/// are short: a list compared in place costs less than hashing every message.
-struct FeedTally {
-    var feeds: [String] = []
-    var numbers: [Int] = []
-
-    mutating func add(_ feed: String) {
-        for i in feeds.indices where feeds[i] == feed {
-            numbers[i] += 1
-            return
-        }
-        feeds.append(feed)
-        numbers.append(1)
+        if redelivery!.ended { endRedeliveryFilter() }
+        return resend
     }
 
-    var counts: [String: Int] { Dictionary(uniqueKeysWithValues: zip(feeds, numbers)) }
+    func endRedeliveryFilter() {
+        if let f = redelivery, f.skipped > 0 {
+            logger.notice("redelivered messages skipped", metadata: ["count": .stringConvertible(f.skipped)])
+        }
+        redelivery = nil
+    }
 }

@@ -39,13 +39,12 @@ public struct Replayer {
     }
 
     public let setup: Setup
-    public var engine: RuleEngine
-    var decoder: ReadingDecoder
+    public var evaluator: Evaluator
+    public var engine: RuleEngine { evaluator.engine }
 
     public init(setup: Setup) {
         self.setup = setup
-        self.decoder = setup.decoder
-        self.engine = RuleEngine(ruleSet: setup.ruleSet, registry: setup.registry)
+        self.evaluator = setup.evaluator()
     }
 
     /// Reads records from `inputFD`, writes events as JSON lines through `emit`.
@@ -59,21 +58,29 @@ public struct Replayer {
         LineReader(fd: inputFD).forEachLine { line, number in
             guard failure == nil else { return }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
-            let record: RecordedMessage
-            switch RecordedMessage.parse(line: line, maxDepth: maxDepth) {
+            let record: Record
+            switch Record.parse(line: line, maxDepth: maxDepth) {
             case .success(let r): record = r
             case .failure(let e): failure = .badRecord(line: number, message: e.description); return
             }
             if let last, record.ts < last { failure = .outOfOrder(line: number, ts: record.ts, previous: last); return }
             last = record.ts
             stats.records += 1
-            switch decoder.decode(record: record) {
-            case .success(let reading):
-                stats.readings += 1
-                engine.process(reading, into: &events)
-            case .failure(let dead):
-                stats.deadLetters[dead.reason, default: 0] += 1
-                engine.advance(to: record.ts, into: &events)  // every record moves the clock
+            switch record {
+            case .message(let m):
+                if evaluator.isBlind {
+                    failure = .badRecord(line: number, message: "a message between a broker \"lost\" mark and the next \"connected\" — vigil hears nothing while it is not connected")
+                    return
+                }
+                switch evaluator.message(m, into: &events) {
+                case .reading: stats.readings += 1
+                case .dead(let dead): stats.deadLetters[dead.reason, default: 0] += 1
+                }
+            case .mark(let ts, let mark):
+                evaluator.mark(mark, arrival: ts, into: &events)
+            case .ack(let ts, let ack):
+                // An acknowledgement of an unknown or resolved incident changes nothing.
+                _ = evaluator.acknowledge(ack, arrival: ts, into: &events)
             }
             if !events.isEmpty {
                 stats.events += events.count
@@ -88,10 +95,10 @@ public struct Replayer {
             case .absolute(let t): target = t
             case .after(let d): target = (last ?? 0) + d
             }
+            // The clock never runs backwards, and stands still while blind.
             if let last, target < last {
-                // Nothing to advance: the clock never runs backwards.
             } else {
-                engine.advance(to: target, into: &events)
+                evaluator.engine.advance(to: target, into: &events)
             }
             stats.events += events.count
             for e in events { emit(e) }

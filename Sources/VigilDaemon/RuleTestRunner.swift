@@ -14,9 +14,13 @@ public struct RuleTestRunner {
     }
 
     struct Input {
+        enum Kind {
+            case message(topic: String, payload: [UInt8])
+            case mark(BrokerMark)
+            case ack(rule: String, channel: String, by: String, note: String?)
+        }
         var at: Millis
-        var topic: String
-        var payload: [UInt8]
+        var kind: Kind
         var node: Node
     }
 
@@ -30,8 +34,8 @@ public struct RuleTestRunner {
 
     static let fileKeys = ["rule_files", "channels", "config", "tests"]
     static let testKeys = ["name", "start", "input", "until", "expect"]
-    static let inputKeys = ["at", "topic", "payload", "payload_text", "payload_base64"]
-    static let timeFields: Set<String> = ["at", "started_at", "opened_at", "resolved_at"]
+    static let inputKeys = ["at", "topic", "payload", "payload_text", "payload_base64", "broker", "ack", "by", "note"]
+    static let timeFields: Set<String> = ["at", "started_at", "opened_at", "resolved_at", "acknowledged_at"]
 
     /// Runs every test of one file. Errors in the file (or its rules) come back as diagnostics.
     public static func run(file path: String) -> ([Outcome], [Diagnostic]) {
@@ -85,9 +89,29 @@ public struct RuleTestRunner {
             for item in items {
                 guard let im = ctx.mapping(item, "an input message", allowed: inputKeys) else { continue }
                 guard let an = im.node("at"), let at = ctx.duration(an, "at") else { ctx.error(item, "an input needs 'at' (an offset such as 20s)"); continue }
-                guard let tn = im.node("topic"), let topic = ctx.string(tn, "topic") else { ctx.error(item, "an input needs 'topic'"); continue }
                 if at < last { ctx.error(an, "inputs must be in time order: \(Units.formatDuration(at)) comes after \(Units.formatDuration(last))") }
                 last = at
+                let kinds = ["topic", "broker", "ack"].filter { im.has($0) }
+                if kinds.count > 1 { ctx.error(item, "an input is a message (topic), a broker mark (broker) or an acknowledgement (ack), not several"); continue }
+                if let bn = im.node("broker") {
+                    guard let s = ctx.string(bn, "broker") else { continue }
+                    guard let mark = BrokerMark(rawValue: s) else { ctx.error(bn, "broker must be lost or connected, not '\(s)'"); continue }
+                    inputs.append(Input(at: at, kind: .mark(mark), node: item))
+                    continue
+                }
+                if let acn = im.node("ack") {
+                    guard let am = ctx.mapping(acn, "ack", allowed: ["rule", "channel"]) else { continue }
+                    guard let rn = am.node("rule"), let rule = ctx.string(rn, "rule"), let cn = am.node("channel"),
+                          let channel = ctx.string(cn, "channel") else {
+                        ctx.error(acn, "ack names the incident by its rule and channel: { rule: R, channel: C }"); continue
+                    }
+                    guard let byn = im.node("by"), let by = ctx.string(byn, "by") else { ctx.error(item, "an acknowledgement needs 'by'"); continue }
+                    var note: String?
+                    if let nn = im.node("note"), let s = ctx.optionalString(nn, "note") { note = s }
+                    inputs.append(Input(at: at, kind: .ack(rule: rule, channel: channel, by: by, note: note), node: item))
+                    continue
+                }
+                guard let tn = im.node("topic"), let topic = ctx.string(tn, "topic") else { ctx.error(item, "an input needs 'topic', 'broker' or 'ack'"); continue }
                 var payload: [UInt8]?
                 if let p = im.node("payload") { payload = Array(YAMLContext.json(p).description.utf8) }
                 if let p = im.node("payload_text"), let s = ctx.string(p, "payload_text") { payload = Array(s.utf8) }
@@ -95,7 +119,7 @@ public struct RuleTestRunner {
                     if let b = Base64.decode(s) { payload = b } else { ctx.error(p, "payload_base64 is not base64") }
                 }
                 guard let payload else { ctx.error(item, "an input needs payload, payload_text or payload_base64"); continue }
-                inputs.append(Input(at: at, topic: topic, payload: payload, node: item))
+                inputs.append(Input(at: at, kind: .message(topic: topic, payload: payload), node: item))
             }
         }
         var until: Millis?
@@ -118,21 +142,30 @@ public struct RuleTestRunner {
     }
 
     static func runCase(_ t: TestCase, _ setup: Setup) -> Outcome {
-        var engine = RuleEngine(ruleSet: setup.ruleSet, registry: setup.registry)
-        var decoder = setup.decoder
+        var evaluator = setup.evaluator()
         var events: [IncidentEvent] = []
-        engine.start(at: t.start)
+        evaluator.engine.start(at: t.start)
+        var problems: [String] = []
         for input in t.inputs {
             let at = t.start + input.at
-            switch decoder.decode(topic: input.topic, payload: input.payload, at: at) {
-            case .success(let r): engine.process(r, into: &events)
-            case .failure: engine.advance(to: at, into: &events)
+            let line = input.node.mark?.line ?? 0
+            switch input.kind {
+            case .message(let topic, let payload):
+                if evaluator.isBlind {
+                    problems.append("input at \(Units.formatDuration(input.at)) (line \(line)): a message while the broker is lost — vigil hears nothing until \"broker: connected\"")
+                    continue
+                }
+                _ = payload.withUnsafeBufferPointer { evaluator.message(topic: topic, payload: $0, arrival: at, into: &events) }
+            case .mark(let mark):
+                evaluator.mark(mark, arrival: at, into: &events)
+            case .ack(let rule, let channel, let by, let note):
+                // As in replay, an acknowledgement of no open incident changes nothing.
+                _ = evaluator.acknowledge(rule: rule, channel: channel, by: by, note: note, arrival: at, into: &events)
             }
         }
-        if let until = t.until { engine.advance(to: t.start + until, into: &events) }
+        if let until = t.until { evaluator.engine.advance(to: t.start + until, into: &events) }
         let actual = events.map { $0.jsonValue().objectValue ?? JSONObject() }
 
-        var problems: [String] = []
         if actual.count != t.expect.count { problems.append("expected \(t.expect.count) event\(t.expect.count == 1 ? "" : "s"), got \(actual.count)") }
         for i in 0..<min(actual.count, t.expect.count) {
             for (k, want) in t.expect[i].0.members {

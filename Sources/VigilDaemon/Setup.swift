@@ -14,6 +14,15 @@ public struct Setup: Sendable {
                        limits: config.limits)
     }
 
+    /// The clock rules of `readings` (SPEC §4).
+    public var timeline: Timeline { Timeline(lateAfter: config.readings.lateAfter, maxDelay: config.readings.maxDelay) }
+
+    /// A fresh engine behind the clock rules, for this rule set and registry.
+    public func evaluator() -> Evaluator {
+        Evaluator(engine: RuleEngine(ruleSet: ruleSet, registry: registry), decoder: decoder, timeline: timeline,
+                  deviceTime: config.readings.deviceTime.flatMap(DeviceTime.Path.init))
+    }
+
     /// Loads the configuration at `configPath`, or the defaults when it is nil:
     /// `/etc/vigil/vigil.yaml` if it exists, else the embedded defaults.
     public static func load(configPath: String?) -> (Setup?, [Diagnostic]) {
@@ -46,7 +55,7 @@ public struct Setup: Sendable {
             }
         }
         let files = FileGlob.expand(config.rules)
-        let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: config.knownFeeds).load(files: files)
+        let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: config.knownFeeds, timeZone: TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!).load(files: files)
         diags += ruleDiags
         if !diags.isEmpty { return (nil, diags) }
         return (Setup(config: config, registry: registry, ruleSet: ruleSet), [])

@@ -11,6 +11,8 @@ final class StateStore {
     let insertJournal: MultiRowInsert
     let writeCheckpoint: Statement
     let selectJournalRow: Statement
+    let writeState: Statement
+    let deleteState: Statement
     /// Approximate bytes of journal rows, for `journal.max_size`.
     var journalBytes: Int64 = 0
     let trimDeadLetters: Statement
@@ -43,36 +45,74 @@ final class StateStore {
                 journal_seq INTEGER NOT NULL,
                 at INTEGER NOT NULL,
                 state BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS daemon_state(
+                name TEXT PRIMARY KEY,
+                value BLOB NOT NULL);
             """)
-        insertJournal = MultiRowInsert(db: db, head: "INSERT INTO journal(received_at, mid, topic, payload) VALUES", row: "(?,?,?,?)")
+        // Journal rows are messages, broker marks and acknowledgements (`kind`);
+        // `judged_at` is the clock time a late reading was judged at.
+        var columns = Set<String>()
+        try db.prepare("PRAGMA table_info(journal)").query([]) { columns.insert($0.text(1)) }
+        if !columns.contains("kind") { try db.execute("ALTER TABLE journal ADD COLUMN kind INTEGER NOT NULL DEFAULT 0") }
+        if !columns.contains("judged_at") { try db.execute("ALTER TABLE journal ADD COLUMN judged_at INTEGER") }
+        insertJournal = MultiRowInsert(db: db, head: "INSERT INTO journal(received_at, kind, mid, topic, payload, judged_at) VALUES",
+                                       row: "(?,?,?,?,?,?)")
         writeCheckpoint = try db.prepare("INSERT OR REPLACE INTO checkpoint(id, journal_seq, at, state) VALUES(1,?,?,?)")
         selectJournalRow = try db.prepare("SELECT topic, payload FROM journal WHERE seq = ?")
+        writeState = try db.prepare("INSERT OR REPLACE INTO daemon_state(name, value) VALUES(?,?)")
+        deleteState = try db.prepare("DELETE FROM daemon_state WHERE name = ?")
         insertDeadLetter = try db.prepare("INSERT INTO dead_letters(received_at, topic, reason, detail, payload) VALUES(?,?,?,?,?)")
         trimDeadLetters = try db.prepare("DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?")
         self.sinks = sinks
     }
 
-    /// A journaled message, as recovery reads it back.
+    /// One journal row: a message, a broker mark or an acknowledgement, as
+    /// recovery and `vigil journal export` read it back.
     struct JournalEntry {
+        enum Kind: Int64 { case message = 0, lost = 1, connected = 2, ack = 3 }
         var receivedAt: Millis
-        var topic: String
-        var payload: [UInt8]
+        var kind: Kind
+        var mid: Int32 = 0
+        var topic: String = ""
+        /// The message's payload; for an acknowledgement `{"ack","by","note"}`.
+        var payload: [UInt8] = []
+        /// When a late reading was judged (nil: at its arrival).
+        var judgedAt: Millis? = nil
+
+        /// An acknowledgement as a journal row.
+        static func acknowledgement(_ a: Acknowledgement, at t: Millis) -> JournalEntry {
+            var o = JSONObject()
+            o.appendUnique("ack", .string(a.incidentID))
+            o.appendUnique("by", .string(a.by))
+            o.appendUnique("note", a.note.map(JSONValue.string) ?? .null)
+            return JournalEntry(receivedAt: t, kind: .ack, payload: Array(JSONWriter.encode(.object(o)).utf8))
+        }
+
+        static func acknowledgement(_ payload: [UInt8]) -> Acknowledgement? {
+            guard case .object(let o)? = try? JSONParser.parse(payload, maxDepth: 4), let id = o["ack"]?.stringValue,
+                  let by = o["by"]?.stringValue else { return nil }
+            return Acknowledgement(incidentID: id, by: by, note: o["note"]?.stringValue)
+        }
     }
 
-    /// Commits one batch — the messages read, the events they produced, the
+    /// Commits one batch — the records taken, the events they produced, the
     /// dead letters and, when due, the engine's checkpoint — in one
     /// transaction. Returns the deliveries added per sink.
-    func commit(messages: [(receivedAt: Millis, mid: Int32, topic: String, payload: [UInt8])], events: [IncidentEvent],
-                deadLetters: [DeadLetter], checkpoint: [UInt8]?, now: Millis) throws -> [String: Int] {
-        if messages.isEmpty && events.isEmpty && deadLetters.isEmpty && checkpoint == nil { return [:] }
+    func commit(journal: [JournalEntry], events: [IncidentEvent], deadLetters: [DeadLetter], checkpoint: [UInt8]?,
+                state: [(name: String, value: [UInt8]?)] = [], now: Millis) throws -> [String: Int] {
+        if journal.isEmpty && events.isEmpty && deadLetters.isEmpty && checkpoint == nil && state.isEmpty { return [:] }
         return try db.transaction {
             var values: [Statement.Value] = []
-            values.reserveCapacity(4 * messages.count)
-            for m in messages {
-                values.append(.int(m.receivedAt)); values.append(.int(Int64(m.mid))); values.append(.text(m.topic)); values.append(.blob(m.payload))
+            values.reserveCapacity(6 * journal.count)
+            for m in journal {
+                values.append(.int(m.receivedAt)); values.append(.int(m.kind.rawValue)); values.append(.int(Int64(m.mid)))
+                values.append(.text(m.topic)); values.append(.blob(m.payload)); values.append(m.judgedAt.map { .int($0) } ?? .null)
                 journalBytes += Int64(m.payload.count + m.topic.utf8.count + 32)
             }
             try insertJournal.run(values)
+            for (name, value) in state {
+                if let value { try writeState.run(.text(name), .blob(value)) } else { try deleteState.run(.text(name)) }
+            }
             if let checkpoint {
                 let seq = try db.prepare("SELECT coalesce(max(seq), 0) FROM journal").scalarInt() ?? 0
                 try writeCheckpoint.run(.int(seq), .int(now), .blob(checkpoint))
@@ -102,9 +142,27 @@ extension StateStore {
 
     /// Journal rows after `seq`, in order.
     func journal(after seq: Int64, _ each: (JournalEntry) throws -> Void) throws {
-        try db.prepare("SELECT received_at, topic, payload FROM journal WHERE seq > ? ORDER BY seq").query([.int(seq)]) { r in
-            try each(JournalEntry(receivedAt: r.int(0), topic: r.text(1), payload: r.blob(2)))
+        try db.prepare("SELECT received_at, kind, mid, topic, payload, judged_at FROM journal WHERE seq > ? ORDER BY seq").query([.int(seq)]) { r in
+            try each(JournalEntry(receivedAt: r.int(0), kind: JournalEntry.Kind(rawValue: r.int(1)) ?? .message,
+                                  mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4),
+                                  judgedAt: r.isNull(5) ? nil : r.int(5)))
         }
+    }
+
+    /// The last journal row's arrival time and kind, if the journal holds any.
+    func lastJournalRecord() throws -> (receivedAt: Millis, kind: JournalEntry.Kind)? {
+        var out: (Millis, JournalEntry.Kind)?
+        try db.prepare("SELECT received_at, kind FROM journal ORDER BY seq DESC LIMIT 1").query([]) {
+            out = ($0.int(0), JournalEntry.Kind(rawValue: $0.int(1)) ?? .message)
+        }
+        return out
+    }
+
+    /// A value the daemon keeps beside the engine's checkpoint.
+    func state(_ name: String) throws -> [UInt8]? {
+        var out: [UInt8]?
+        try db.prepare("SELECT value FROM daemon_state WHERE name = ?").query([.text(name)]) { out = $0.blob(0) }
+        return out
     }
 
     /// The packet ids of the last `n` journaled QoS 1 messages, with their
@@ -112,7 +170,7 @@ extension StateStore {
     func recentPacketIDs(last n: Int) throws -> [Int32: Int64] {
         var out: [Int32: Int64] = [:]
         out.reserveCapacity(n)
-        try db.prepare("SELECT seq, mid FROM journal ORDER BY seq DESC LIMIT ?").query([.int(Int64(n))]) { r in
+        try db.prepare("SELECT seq, mid FROM journal WHERE kind = 0 ORDER BY seq DESC LIMIT ?").query([.int(Int64(n))]) { r in
             let mid = Int32(truncatingIfNeeded: r.int(1))
             if mid != 0, out[mid] == nil { out[mid] = r.int(0) }
         }

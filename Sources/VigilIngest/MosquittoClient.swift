@@ -43,11 +43,15 @@ public final class MosquittoClient {
         /// plain-TCP socket from a buffer (CSocketReadBuffer). Only for a client
         /// that one thread alone drives: the buffer belongs to that thread.
         public var bufferedReads: Bool
+        /// MQTT 5: Session Expiry Interval in seconds, sent in every CONNECT
+        /// (without it an MQTT 5 broker ends the session at disconnect).
+        public var sessionExpirySeconds: UInt32
 
         public init(host: String, port: Int, clientID: String, cleanSession: Bool = false, protocolV5: Bool = false,
                     keepaliveSeconds: Int = 30, username: String? = nil, password: String? = nil, useTLS: Bool = false,
                     caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false,
-                    bufferedReads: Bool = false) {
+                    bufferedReads: Bool = false, sessionExpirySeconds: UInt32 = 0) {
+            self.sessionExpirySeconds = sessionExpirySeconds
             self.host = host; self.port = port; self.clientID = clientID; self.cleanSession = cleanSession
             self.protocolV5 = protocolV5; self.keepaliveSeconds = keepaliveSeconds; self.username = username
             self.password = password; self.useTLS = useTLS; self.caFile = caFile; self.certFile = certFile
@@ -162,11 +166,25 @@ public final class MosquittoClient {
     /// Opens the TCP (or TLS) connection and sends CONNECT. The CONNACK arrives later as `.connected`.
     public func connect() throws(MosquittoError) {
         dropReadBuffer()
+        if options.protocolV5 {
+            // libmosquitto's reconnect sends no CONNECT properties: every
+            // attempt connects anew with the Session Expiry Interval.
+            var props: OpaquePointer?
+            defer { mosquitto_property_free_all(&props) }
+            if options.sessionExpirySeconds > 0 {
+                try check(mosquitto_property_add_int32(&props, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpirySeconds),
+                          "session expiry property")
+            }
+            try check(mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds), nil, props),
+                      "connect to \(options.host):\(options.port)")
+            return
+        }
         try check(mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds)),
                   "connect to \(options.host):\(options.port)")
     }
 
     public func reconnect() throws(MosquittoError) {
+        if options.protocolV5 { return try connect() }
         dropReadBuffer()
         try check(mosquitto_reconnect(mosq), "reconnect to \(options.host):\(options.port)")
     }

@@ -20,6 +20,16 @@ struct OpenIncident: Sendable {
     /// The unbroken run of true `clear_when`, if one is running.
     var clearRunStart: Millis?
     var clearRunReading: ReadingSnapshot?
+    var acknowledgedAt: Millis? = nil
+    var acknowledgedBy: String? = nil
+    /// Reminders sent so far.
+    var reminders = 0
+
+    /// When the next `incident.reminded` is due, if the rule reminds and nobody acknowledged.
+    func nextReminder(_ rule: Rule) -> Millis? {
+        guard let every = rule.remindEvery, acknowledgedAt == nil else { return nil }
+        return openedAt + Millis(reminders + 1) * every
+    }
 }
 
 /// The engine's state for one key of one threshold or count rule.

@@ -33,11 +33,13 @@ public final class Rule: Sendable {
     public let title: Template?
     public let labels: [(name: String, template: Template)]
     public let updateEvery: Millis
+    /// While an incident is open and not acknowledged: `incident.reminded` this often (nil: never).
+    public let remindEvery: Millis?
     public let location: SourceLocation
     /// A digest of the rule's definition: a reload keeps the state of rules whose digest did not change.
     public let fingerprint: String
 
-    public init(name: String, description: String?, feeds: Set<String>?, kind: Kind, when: CompiledExpression?, clearWhen: CompiledExpression?, clearFor: Millis, clearAfter: Millis?, key: [KeyField], severity: Severity, route: String?, title: Template?, labels: [(name: String, template: Template)], updateEvery: Millis, location: SourceLocation, fingerprint: String) {
+    public init(name: String, description: String?, feeds: Set<String>?, kind: Kind, when: CompiledExpression?, clearWhen: CompiledExpression?, clearFor: Millis, clearAfter: Millis?, key: [KeyField], severity: Severity, route: String?, title: Template?, labels: [(name: String, template: Template)], updateEvery: Millis, remindEvery: Millis? = nil, location: SourceLocation, fingerprint: String) {
         self.name = name
         self.description = description
         self.feeds = feeds
@@ -52,6 +54,7 @@ public final class Rule: Sendable {
         self.title = title
         self.labels = labels
         self.updateEvery = updateEvery
+        self.remindEvery = remindEvery
         self.location = location
         self.fingerprint = fingerprint
     }

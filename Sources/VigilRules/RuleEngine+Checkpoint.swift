@@ -4,11 +4,21 @@ import VigilCore
 /// been no crash: running `for` timers, count windows, open incidents,
 /// ordinals and the last-seen times of absence rules.
 extension RuleEngine {
-    public func checkpoint() -> [UInt8] {
+    public func checkpoint(timeline: Timeline? = nil) -> [UInt8] {
         var root = JSONObject()
         root.appendUnique("v", 1)
         root.appendUnique("now", .number(Double(now)))
         root.appendUnique("suppressed", .number(Double(suppressedOpenings)))
+        if let b = blindSince { root.appendUnique("blind_since", .number(Double(b))) }
+        root.appendUnique("blind_before", .number(Double(blindBefore)))
+        root.appendUnique("blind_ahead", .array(blindAhead.map { .array([.number(Double($0.start)), .number(Double($0.end))]) }))
+        if let timeline {
+            var o = JSONObject()
+            o.appendUnique("held", .bool(timeline.held))
+            o.appendUnique("blind", .bool(timeline.blind))
+            if let a = timeline.lastArrival { o.appendUnique("last", .number(Double(a))) }
+            root.appendUnique("timeline", .object(o))
+        }
         var rulesOut: [JSONValue] = []
         for (r, rule) in rules.enumerated() {
             var o = JSONObject()
@@ -24,6 +34,7 @@ extension RuleEngine {
                     var so = JSONObject()
                     so.appendUnique("c", .string(registry.channels[t.channel[s]].id))
                     so.appendUnique("seen", .number(Double(t.lastSeen[s])))
+                    if t.seenConnected[s] != t.lastSeen[s] { so.appendUnique("k", .number(Double(t.seenConnected[s]))) }
                     if let inc = t.open[s] { so.appendUnique("inc", Self.encode(inc)) }
                     slots.append(.object(so))
                 }
@@ -53,11 +64,22 @@ extension RuleEngine {
 
     /// An engine for this rule set and registry with the checkpointed state of
     /// every rule whose definition is unchanged; nil if the bytes are not a checkpoint.
-    public static func restore(_ bytes: [UInt8], ruleSet: RuleSet, registry: ChannelRegistry) -> (engine: RuleEngine, kept: [String])? {
+    public static func restore(_ bytes: [UInt8], ruleSet: RuleSet, registry: ChannelRegistry, timeline: inout Timeline) -> (engine: RuleEngine, kept: [String])? {
         guard case .object(let root)? = try? JSONParser.parse(bytes, maxDepth: 10_000), root["v"] == 1,
               let now = root["now"]?.numberValue, case .array(let savedRules)? = root["rules"] else { return nil }
         var e = RuleEngine(ruleSet: ruleSet, registry: registry)
+        e.blindBefore = Millis(root["blind_before"]?.numberValue ?? 0)
+        if case .array(let ahead)? = root["blind_ahead"] {
+            for case .array(let pair) in ahead where pair.count == 2 {
+                if let s = pair[0].numberValue, let t = pair[1].numberValue { e.blindAhead.append((Millis(s), Millis(t))) }
+            }
+        }
         e.start(at: Millis(now))
+        e.blindSince = root["blind_since"]?.numberValue.map { Millis($0) }
+        if case .object(let t)? = root["timeline"] {
+            timeline.restore(held: t["held"] == .bool(true), blind: t["blind"] == .bool(true),
+                             lastArrival: t["last"]?.numberValue.map { Millis($0) })
+        }
         e.suppressedOpenings = Int(root["suppressed"]?.numberValue ?? 0)
         var kept: [String] = []
         for case .object(let saved) in savedRules {
@@ -71,20 +93,21 @@ extension RuleEngine {
                 guard case .array(let slots)? = saved["absence"] else { continue }
                 var t = e.absence[r]
                 for s in t.channel.indices { t.unlink(s) }
-                var seen: [String: (Millis, OpenIncident?)] = [:]
+                var seen: [String: (Millis, Millis, OpenIncident?)] = [:]
                 for case .object(let so) in slots {
                     if let c = so["c"]?.stringValue, let at = so["seen"]?.numberValue {
-                        seen[c] = (Millis(at), so["inc"].flatMap(decodeIncident))
+                        seen[c] = (Millis(at), so["k"]?.numberValue.map { Millis($0) } ?? Millis(at), so["inc"].flatMap(decodeIncident))
                     }
                 }
                 var order: [(Millis, Int)] = []
                 for s in t.channel.indices {
-                    if let (at, inc) = seen[registry.channels[t.channel[s]].id] { t.lastSeen[s] = at; t.open[s] = inc }
-                    if t.open[s] == nil { order.append((t.lastSeen[s], s)) }
+                    if let (at, k, inc) = seen[registry.channels[t.channel[s]].id] { t.lastSeen[s] = at; t.seenConnected[s] = k; t.open[s] = inc }
+                    if t.open[s] == nil { order.append((t.seenConnected[s], s)) }
                 }
                 order.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
                 for (_, s) in order { t.append(s) }
                 e.absence[r] = t
+                e.armAbsenceReminders(r)
             } else {
                 guard case .array(let sts)? = saved["states"] else { continue }
                 for case .object(let so) in sts {
@@ -101,6 +124,12 @@ extension RuleEngine {
             }
         }
         return (e, kept)
+    }
+
+    /// `restore` for callers that keep no timeline (tests, tools).
+    public static func restore(_ bytes: [UInt8], ruleSet: RuleSet, registry: ChannelRegistry) -> (engine: RuleEngine, kept: [String])? {
+        var timeline = Timeline()
+        return restore(bytes, ruleSet: ruleSet, registry: registry, timeline: &timeline)
     }
 
     static func encode(_ r: Reading) -> JSONValue {
@@ -157,6 +186,9 @@ extension RuleEngine {
         o.appendUnique("last", encode(i.lastReading))
         if let c = i.clearRunStart { o.appendUnique("crs", .number(Double(c))) }
         o.appendUnique("crr", encode(i.clearRunReading))
+        if let a = i.acknowledgedAt { o.appendUnique("ack_at", .number(Double(a))) }
+        if let b = i.acknowledgedBy { o.appendUnique("ack_by", .string(b)) }
+        if i.reminders > 0 { o.appendUnique("reminders", .number(Double(i.reminders))) }
         return .object(o)
     }
 
@@ -170,6 +202,7 @@ extension RuleEngine {
                             channel: o["channel"]?.stringValue, channelInfo: o["info"]?.objectValue ?? JSONObject(), route: route,
                             title: title, labels: o["labels"]?.objectValue ?? JSONObject(), key: o["key"]?.objectValue ?? JSONObject(),
                             lastReading: decodeSnapshot(o["last"]), clearRunStart: o["crs"]?.numberValue.map { Millis($0) },
-                            clearRunReading: decodeSnapshot(o["crr"]))
+                            clearRunReading: decodeSnapshot(o["crr"]), acknowledgedAt: o["ack_at"]?.numberValue.map { Millis($0) },
+                            acknowledgedBy: o["ack_by"]?.stringValue, reminders: Int(o["reminders"]?.numberValue ?? 0))
     }
 }

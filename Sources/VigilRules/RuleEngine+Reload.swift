@@ -9,7 +9,10 @@ extension RuleEngine {
     public func reloaded(ruleSet newSet: RuleSet, registry newRegistry: ChannelRegistry) -> (engine: RuleEngine, kept: [String]) {
         var next = RuleEngine(ruleSet: newSet, registry: newRegistry)
         guard started else { return (next, []) }
+        next.blindBefore = blindBefore
+        next.blindAhead = blindAhead
         next.start(at: now)
+        next.blindSince = blindSince
         next.suppressedOpenings = suppressedOpenings
         var kept: [String] = []
         var oldIndex: [String: Int] = [:]
@@ -29,13 +32,15 @@ extension RuleEngine {
                     if let oi = registry.lookup(id), oi < old.slotOf.count, old.slotOf[oi] >= 0 {
                         let os = old.slotOf[oi]
                         tracker.lastSeen[s] = old.lastSeen[os]
+                        tracker.seenConnected[s] = old.seenConnected[os]
                         tracker.open[s] = old.open[os]
                     }
-                    if tracker.open[s] == nil { order.append((tracker.lastSeen[s], s)) }
+                    if tracker.open[s] == nil { order.append((tracker.seenConnected[s], s)) }
                 }
                 order.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
                 for (_, s) in order { tracker.append(s) }
                 next.absence[i] = tracker
+                next.armAbsenceReminders(i)
             } else {
                 for (keyText, var st) in states[j] {
                     st.armed = nil

@@ -30,6 +30,13 @@ public struct RuleEngine: Sendable {
     var inhibitsByTarget: [[Int]]
     var inhibitSource: [Int]
 
+    /// Blind time (SPEC §4): since when the broker connection is lost, the
+    /// blind time already behind the clock, and outages ahead of it (a backlog
+    /// that plays out in device time can be behind the outage it came from).
+    var blindSince: Millis?
+    var blindBefore: Millis = 0
+    var blindAhead: [(start: Millis, end: Millis)] = []
+
     public private(set) var now: Millis = .min
     public private(set) var started = false
     public internal(set) var suppressedOpenings = 0
@@ -80,7 +87,7 @@ public struct RuleEngine: Sendable {
                 let (key, text) = keyOf(rule, EvalContext(channel: ch))
                 tracker.add(registryIndex: i, key: key, keyText: text)
             }
-            for s in tracker.channel.indices { tracker.lastSeen[s] = t; tracker.append(s) }
+            for s in tracker.channel.indices { tracker.lastSeen[s] = t; tracker.seenConnected[s] = connectedTime(t); tracker.append(s) }
             absence[r] = tracker
         }
     }
@@ -89,7 +96,13 @@ public struct RuleEngine: Sendable {
 
     /// Evaluates one reading at its arrival time, after every timer due by then.
     public mutating func process(_ reading: Reading, into out: inout [IncidentEvent]) {
-        advance(to: reading.receivedAt, into: &out)
+        process(reading, at: reading.receivedAt, into: &out)
+    }
+
+    /// Evaluates one reading at clock time `at` (a late reading: its device
+    /// time), after every timer due by then. Its `receivedAt` stays its arrival.
+    public mutating func process(_ reading: Reading, at time: Millis, into out: inout [IncidentEvent]) {
+        advance(to: time, into: &out)
         let t = now
         let ctx = EvalContext(reading: reading, registry: registry)
         var keys = KeyCache(channel: reading.channelIndex.map { registryChannelKeys[$0] })
@@ -104,8 +117,10 @@ public struct RuleEngine: Sendable {
     }
 
     /// Moves the clock to `t`, firing every timer due at or before it, in order.
+    /// While blind (a `lost` mark without its `connected`) the clock stands still.
     public mutating func advance(to t: Millis, into out: inout [IncidentEvent]) {
         if !started { start(at: t) }
+        if blindSince != nil { return }
         while let next = nextTimer(), next.due <= t {
             if next.absence {
                 fireAbsence(next.rule, at: next.due, &out)
@@ -115,6 +130,7 @@ public struct RuleEngine: Sendable {
             }
         }
         if t > now { now = t }
+        foldBlindTime()
     }
 
     /// The next instant a timer is due, if any (the daemon sleeps until then).
@@ -131,21 +147,74 @@ public struct RuleEngine: Sendable {
         return n
     }
 
+    /// Whether a heap entry is still wanted: the key's armed deadline, or the
+    /// next reminder of an open absence incident.
+    func isLive(_ e: TimerEntry) -> Bool {
+        if rules[e.rule].isAbsence {
+            let t = absence[e.rule]
+            return t.slotsByKey[e.key]?.contains { t.open[$0]?.nextReminder(rules[e.rule]) == e.due } ?? false
+        }
+        return states[e.rule][e.key]?.armed == e.due
+    }
+
     mutating func nextTimer() -> (due: Millis, rule: Int, key: String, absence: Bool)? {
         while let top = heap.top {
-            if let st = states[top.rule][top.key], st.armed == top.due { break }
+            if isLive(top) { break }
             heap.pop()
         }
         var best: (due: Millis, rule: Int, key: String, absence: Bool)?
         if let top = heap.top { best = (top.due, top.rule, top.key, false) }
+        if blindSince != nil { return best }  // silence does not count while blind
         for r in absenceRules {
             let tr = absence[r]
             guard tr.head >= 0, case .absence(let d) = rules[r].kind else { continue }
-            let cand = TimerEntry(due: tr.lastSeen[tr.head] + d, rule: r, key: tr.keyText[tr.head])
+            let cand = TimerEntry(due: clockTime(connected: tr.seenConnected[tr.head] + d), rule: r, key: tr.keyText[tr.head])
             if let b = best, !(cand < TimerEntry(due: b.due, rule: b.rule, key: b.key)) { continue }
             best = (cand.due, cand.rule, cand.key, true)
         }
         return best
+    }
+
+    // MARK: - Blind time
+
+    /// The broker connection was lost at `t`: the clock stands still until
+    /// `brokerConnected`, and silence does not count meanwhile.
+    public mutating func brokerLost(at t: Millis) {
+        if !started { start(at: t) }
+        guard blindSince == nil else { return }
+        blindSince = max(t, now)
+    }
+
+    /// The connection is back at `t`. The clock does not move; the outage is
+    /// left out of every absence rule's silence.
+    public mutating func brokerConnected(at t: Millis) {
+        guard let s = blindSince else { return }
+        blindSince = nil
+        if t > s { blindAhead.append((s, t)) }
+    }
+
+    /// Between `brokerLost` and `brokerConnected`.
+    public var isBlind: Bool { blindSince != nil }
+
+    /// Connected time at clock time `t`: `t` less the blind time before it.
+    func connectedTime(_ t: Millis) -> Millis {
+        var k = t - blindBefore
+        for (s, e) in blindAhead where t > s { k -= min(t, e) - s }
+        return k
+    }
+
+    /// The earliest clock time whose connected time is `k`.
+    func clockTime(connected k: Millis) -> Millis {
+        var t = k + blindBefore
+        for (s, e) in blindAhead where t > s { t += e - s }
+        return t
+    }
+
+    mutating func foldBlindTime() {
+        while let first = blindAhead.first, first.end <= now {
+            blindBefore += first.end - first.start
+            blindAhead.removeFirst()
+        }
     }
 
     // MARK: - Threshold
@@ -269,18 +338,32 @@ public struct RuleEngine: Sendable {
             absence[r].open[slot] = nil
         }
         absence[r].lastSeen[slot] = t
+        absence[r].seenConnected[slot] = connectedTime(t)
         absence[r].append(slot)
     }
 
+    /// The silences of rule `r` due at `t`: every channel at the head of the
+    /// list seen at the same instant falls silent now, in the order of their keys' JSON text.
     mutating func fireAbsence(_ r: Int, at t: Millis, _ out: inout [IncidentEvent]) {
-        let slot = absence[r].head
-        absence[r].unlink(slot)
+        let seen = absence[r].seenConnected[absence[r].head]
+        var run: [Int] = []
+        while absence[r].head >= 0, absence[r].seenConnected[absence[r].head] == seen {
+            let slot = absence[r].head
+            absence[r].unlink(slot)
+            run.append(slot)
+        }
+        if run.count > 1 { run.sort { absence[r].keyText[$0].utf8.lexicographicallyPrecedes(absence[r].keyText[$1].utf8) } }
+        for slot in run { openSilence(r, slot, at: t, &out) }
+    }
+
+    mutating func openSilence(_ r: Int, _ slot: Int, at t: Millis, _ out: inout [IncidentEvent]) {
         let ch = registry[absence[r].channel[slot]]
         let ctx = EvalContext(channel: ch)
         let keyText = absence[r].keyText[slot]
         if let reason = suppression(r, ctx, at: t) {
             noteSuppressed(r, keyText, t, reason)
             absence[r].lastSeen[slot] = t
+            absence[r].seenConnected[slot] = connectedTime(t)
             absence[r].append(slot)
             return
         }
@@ -288,15 +371,25 @@ public struct RuleEngine: Sendable {
                                openedAt: t, count: 0, reading: nil)
         emit(r, .opened, &inc, at: t, reading: nil, &out)
         absence[r].open[slot] = inc
+        if let next = inc.nextReminder(rules[r]) { heap.push(TimerEntry(due: next, rule: r, key: keyText)) }
     }
 
     // MARK: - Timers
 
-    /// A timer of a threshold or count key fired at `t`.
+    /// A timer of a threshold or count key fired at `t` (or an absence incident's reminder).
     mutating func fire(_ r: Int, _ keyText: String, at t: Millis, _ out: inout [IncidentEvent]) {
+        let rule = rules[r]
+        if rule.isAbsence {
+            for slot in absence[r].slotsByKey[keyText] ?? [] {
+                guard var inc = absence[r].open[slot], let due = inc.nextReminder(rule), due <= t else { continue }
+                remind(r, &inc, at: t, &out)
+                absence[r].open[slot] = inc
+                if let next = inc.nextReminder(rule) { heap.push(TimerEntry(due: next, rule: r, key: keyText)) }
+            }
+            return
+        }
         guard var st = states[r].removeValue(forKey: keyText) else { return }
         st.armed = nil
-        let rule = rules[r]
         if var inc = st.incident {
             if let after = rule.clearAfter, inc.lastMatchAt + after <= t {
                 resolve(r, &inc, at: t, reading: nil, &out)
@@ -305,6 +398,11 @@ public struct RuleEngine: Sendable {
             if let runStart = inc.clearRunStart, rule.clearFor > 0, runStart + rule.clearFor <= t {
                 resolve(r, &inc, at: t, reading: inc.clearRunReading, &out)
                 return
+            }
+            // A reminder due at the instant the incident resolves is not sent: resolution comes first.
+            if let due = inc.nextReminder(rule), due <= t {
+                remind(r, &inc, at: t, &out)
+                st.incident = inc
             }
         } else {
             switch rule.kind {
@@ -331,6 +429,7 @@ public struct RuleEngine: Sendable {
         if let inc = st.incident {
             if let after = rule.clearAfter { consider(inc.lastMatchAt + after) }
             if let runStart = inc.clearRunStart, rule.clearFor > 0 { consider(runStart + rule.clearFor) }
+            if let remind = inc.nextReminder(rule) { consider(remind) }
         } else {
             switch rule.kind {
             case .threshold(let hold): if let s = st.runStart, hold > 0 { consider(s + hold) }
@@ -388,16 +487,85 @@ public struct RuleEngine: Sendable {
         emit(r, .resolved, &inc, at: t, reading: reading, &out, resolvedAt: t)
     }
 
+    /// Heap entries for the reminders of rule `r`'s open absence incidents (after a restore or reload).
+    mutating func armAbsenceReminders(_ r: Int) {
+        for slot in absence[r].open.indices {
+            if let due = absence[r].open[slot]?.nextReminder(rules[r]) {
+                heap.push(TimerEntry(due: due, rule: r, key: absence[r].keyText[slot]))
+            }
+        }
+    }
+
+    mutating func remind(_ r: Int, _ inc: inout OpenIncident, at t: Millis, _ out: inout [IncidentEvent]) {
+        inc.reminders += 1
+        emit(r, .reminded, &inc, at: t, reading: nil, &out)
+    }
+
     mutating func emit(_ r: Int, _ type: IncidentEventType, _ inc: inout OpenIncident, at t: Millis, reading: ReadingSnapshot?,
-                       _ out: inout [IncidentEvent], resolvedAt: Millis? = nil) {
+                       _ out: inout [IncidentEvent], resolvedAt: Millis? = nil, note: String? = nil) {
         let rule = rules[r]
         let eventID = IDs.event(incidentID: inc.incidentID, type: type, at: t, ordinal: inc.nextEventOrdinal)
         inc.nextEventOrdinal += 1
-        inc.lastEmittedAt = t
+        // Acknowledgements and reminders do not restart `update_every`.
+        if type != .acknowledged && type != .reminded { inc.lastEmittedAt = t }
         out.append(IncidentEvent(eventID: eventID, type: type, incidentID: inc.incidentID, rule: rule.name,
                                  severity: rule.severity, route: inc.route, feed: inc.feed, channel: inc.channel, key: inc.key,
                                  title: inc.title, labels: inc.labels, channelInfo: inc.channelInfo, startedAt: inc.startedAt,
-                                 openedAt: inc.openedAt, resolvedAt: resolvedAt, at: t, count: inc.count, reading: reading))
+                                 openedAt: inc.openedAt, resolvedAt: resolvedAt, at: t, count: inc.count, reading: reading,
+                                 acknowledgedAt: inc.acknowledgedAt, acknowledgedBy: inc.acknowledgedBy,
+                                 reminder: type == .reminded ? inc.reminders : nil, note: note))
+    }
+
+    // MARK: - Acknowledgement
+
+    public enum AcknowledgeResult: Sendable, Equatable {
+        /// Acknowledged now: `incident.acknowledged` was emitted.
+        case acknowledged
+        /// Already acknowledged: nothing changes.
+        case already
+        /// No open incident has this id (unknown, or resolved).
+        case notOpen
+    }
+
+    /// A person acknowledges an open incident at the current clock time:
+    /// `incident.acknowledged`, and its reminders stop.
+    public mutating func acknowledge(_ a: Acknowledgement, into out: inout [IncidentEvent]) -> AcknowledgeResult {
+        let t = now
+        for r in rules.indices {
+            if rules[r].isAbsence {
+                for slot in absence[r].open.indices {
+                    guard var inc = absence[r].open[slot], inc.incidentID == a.incidentID else { continue }
+                    if inc.acknowledgedAt != nil { return .already }
+                    inc.acknowledgedAt = t
+                    inc.acknowledgedBy = a.by
+                    emit(r, .acknowledged, &inc, at: t, reading: nil, &out, note: a.note)
+                    absence[r].open[slot] = inc
+                    return .acknowledged
+                }
+            } else {
+                for (keyText, st) in states[r] {
+                    guard var inc = st.incident, inc.incidentID == a.incidentID else { continue }
+                    if inc.acknowledgedAt != nil { return .already }
+                    inc.acknowledgedAt = t
+                    inc.acknowledgedBy = a.by
+                    emit(r, .acknowledged, &inc, at: t, reading: nil, &out, note: a.note)
+                    states[r][keyText]?.incident = inc
+                    return .acknowledged
+                }
+            }
+        }
+        return .notOpen
+    }
+
+    /// The id of the open incident of `rule` for `channel`, if there is one (rule tests name incidents so).
+    public func openIncidentID(rule: String, channel: String) -> String? {
+        guard let r = rules.firstIndex(where: { $0.name == rule }) else { return nil }
+        if rules[r].isAbsence {
+            for case let inc? in absence[r].open where inc.channel == channel { return inc.incidentID }
+            return nil
+        }
+        let matching = states[r].filter { $0.value.incident?.channel == channel }
+        return matching.min { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }?.value.incident?.incidentID
     }
 
     // MARK: - Suppression

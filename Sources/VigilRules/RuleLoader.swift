@@ -6,12 +6,17 @@ import Yams
 /// line and column.
 public struct RuleLoader {
     public var knownFeeds: Set<String>?
+    /// The zone of maintenance windows that name none (the configuration's `timezone`).
+    public var timeZone: TimeZone
 
-    public init(knownFeeds: Set<String>?) { self.knownFeeds = knownFeeds }
+    public init(knownFeeds: Set<String>?, timeZone: TimeZone = TimeZone(identifier: "UTC")!) {
+        self.knownFeeds = knownFeeds
+        self.timeZone = timeZone
+    }
 
     static let topKeys = ["rules", "inhibit", "maintenance"]
     static let ruleKeys = ["name", "description", "feed", "when", "for", "clear_when", "clear_for", "key", "severity",
-                           "route", "title", "labels", "update_every", "count", "within", "clear_after", "absent_for"]
+                           "route", "title", "labels", "update_every", "remind_every", "count", "within", "clear_after", "absent_for"]
     static let inhibitKeys = ["source", "target", "equal"]
     static let maintenanceKeys = ["name", "match", "schedule", "timezone", "from", "until"]
 
@@ -176,6 +181,8 @@ public struct RuleLoader {
         let clearFor = duration("clear_for")
         let clearAfter = duration("clear_after")
         let updateEvery = duration("update_every")
+        let remindEvery = duration("remind_every")
+        if let remindEvery, remindEvery <= 0 { ctx.error(m.node("remind_every"), "remind_every must be longer than 0s") }
         var count: Int?
         if let n = m.node("count") { count = ctx.int(n, "count", min: 1) }
 
@@ -257,7 +264,7 @@ public struct RuleLoader {
         return Rule(name: name, description: description, feeds: feeds, kind: kind, when: when,
                     clearWhen: effectiveClearWhen, clearFor: clearFor ?? 0, clearAfter: effectiveClearAfter, key: key,
                     severity: severity, route: route, title: title, labels: labels, updateEvery: updateEvery ?? 300_000,
-                    location: location, fingerprint: fingerprint)
+                    remindEvery: remindEvery, location: location, fingerprint: fingerprint)
     }
 
     /// A canonical text of a YAML node, independent of layout and comments.
@@ -298,7 +305,7 @@ public struct RuleLoader {
         if let n = m.node("name") { name = ctx.string(n, "name") ?? "" }
         var match: CompiledExpression?
         if let n = m.node("match") { match = expression(n, "match", &ctx) }
-        var tz = TimeZone(identifier: "UTC")!
+        var tz = timeZone
         if let n = m.node("timezone"), let s = ctx.string(n, "timezone") {
             if let z = TimeZone(identifier: s) { tz = z }
             else { ctx.error(n, "unknown time zone '\(s)' — use an IANA name such as Asia/Shanghai or Europe/Berlin") }

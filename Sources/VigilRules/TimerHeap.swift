@@ -19,15 +19,19 @@ struct TimerEntry: Sendable, Comparable {
 typealias TimerHeap = MinHeap<TimerEntry>
 
 /// Registry channels watched by one absence rule, kept in a list ordered by
-/// the time each was last seen: the head is the next to fall silent. A reading
-/// moves its channel to the tail in O(1).
+/// the (connected) time each was last seen: the head is the next to fall
+/// silent. A reading moves its channel to the tail in O(1).
 struct AbsenceTracker: Sendable {
     var channel: [Int] = []          // slot → registry index
     var slotOf: [Int] = []           // registry index → slot, -1 when not watched
     var key: [JSONObject] = []
     var keyText: [String] = []
     var lastSeen: [Millis] = []
+    /// Connected time (blind time left out) when last seen: the list's order and the silence deadline.
+    var seenConnected: [Millis] = []
     var open: [OpenIncident?] = []
+    /// Key text → slots (a key such as `[channel.building]` is shared), for the reminders of open absence incidents.
+    var slotsByKey: [String: [Int]] = [:]
     var prev: [Int] = []
     var next: [Int] = []
     var linked: [Bool] = []
@@ -38,8 +42,9 @@ struct AbsenceTracker: Sendable {
 
     mutating func add(registryIndex: Int, key k: JSONObject, keyText kt: String) {
         slotOf[registryIndex] = channel.count
+        slotsByKey[kt, default: []].append(channel.count)
         channel.append(registryIndex); key.append(k); keyText.append(kt)
-        lastSeen.append(0); open.append(nil); prev.append(-1); next.append(-1); linked.append(false)
+        lastSeen.append(0); seenConnected.append(0); open.append(nil); prev.append(-1); next.append(-1); linked.append(false)
     }
 
     mutating func unlink(_ s: Int) {
@@ -49,7 +54,7 @@ struct AbsenceTracker: Sendable {
         prev[s] = -1; next[s] = -1; linked[s] = false
     }
 
-    /// Appends at the tail; callers keep `lastSeen` non-decreasing along the list.
+    /// Appends at the tail; callers keep `seenConnected` non-decreasing along the list.
     mutating func append(_ s: Int) {
         if linked[s] { unlink(s) }
         prev[s] = tail; next[s] = -1
