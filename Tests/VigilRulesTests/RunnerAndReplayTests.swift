@@ -113,4 +113,54 @@ let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/Runner
             "\(error)".hasPrefix("2: error: ts 1970-01-01T00:00:01.000Z is before")
         }
     }
+
+    @Test func marksAndAcknowledgementsReplay() throws {
+        let alarm = #""topic":"estate/C001/fire_alarm/fa-0001/event""#
+        let text = """
+        {"ts":"2026-11-28T08:00:00Z",\(alarm),"payload":{"event":"alarm","zone":"3F"}}
+        {"ts":"2026-11-28T08:01:00Z","broker":"lost"}
+        {"ts":"2026-11-28T08:30:00Z","broker":"connected"}
+        {"ts":"2026-11-28T08:30:01Z","ack":"no-such-incident","by":"张三"}
+        """
+        let (out, stats) = try replay(text, until: nil)
+        #expect(stats.records == 4)
+        let events = out.split(separator: "\n").compactMap { IncidentEvent.decode(String($0)) }
+        #expect(events.map(\.type) == [.opened] && events.first?.rule == "fire_alarm_active")
+        // Acknowledge it, then the alarm resets: the resolved event carries the acknowledgement.
+        let id = events[0].incidentID
+        let (acked, _) = try replay(text + """
+
+        {"ts":"2026-11-28T08:31:00Z","ack":"\(id)","by":"张三","note":"on my way"}
+        {"ts":"2026-11-28T08:32:00Z",\(alarm),"payload":{"event":"reset"}}
+        """, until: nil)
+        let all = acked.split(separator: "\n").compactMap { IncidentEvent.decode(String($0)) }.filter { $0.rule == "fire_alarm_active" }
+        #expect(all.map(\.type) == [.opened, .acknowledged, .resolved])
+        #expect(all[1].note == "on my way" && all[1].acknowledgedAt == Time.parse("2026-11-28T08:31:00Z"))
+        #expect(all[2].acknowledgedBy == "张三")
+    }
+
+    @Test func aMessageWhileBlindIsAnErrorAndUntilDoesNotMoveAStandingClock() throws {
+        let text = """
+        {"ts":1000,"topic":"estate/C001/fire_alarm/fa-0001/event","payload":{"event":"heartbeat"}}
+        {"ts":2000,"broker":"lost"}
+        {"ts":3000,"topic":"estate/C001/fire_alarm/fa-0001/event","payload":{"event":"heartbeat"}}
+        """
+        #expect { try replay(text, until: nil) } throws: { error in
+            "\(error)".hasPrefix("3: error: a message between a broker \"lost\" mark")
+        }
+        let standing = text.split(separator: "\n").prefix(2).joined(separator: "\n")
+        let (out, _) = try replay(standing, until: .after(86_400_000))
+        #expect(out.isEmpty)   // channel_silent would open for every channel if the clock moved
+        let (moving, _) = try replay(String(text.split(separator: "\n")[0]), until: .after(86_400_000))
+        #expect(moving.contains("channel_silent"))
+    }
+
+    @Test func aRecordIsOneKindOnly() throws {
+        #expect { try replay(#"{"ts":1,"broker":"lost","topic":"a","payload":{}}"#, until: nil) } throws: { error in
+            "\(error)".contains("not several")
+        }
+        #expect { try replay(#"{"ts":1,"ack":"x"}"#, until: nil) } throws: { error in
+            "\(error)".contains("needs by")
+        }
+    }
 }
