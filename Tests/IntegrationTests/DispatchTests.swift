@@ -15,16 +15,8 @@ rules:
 """
 
 func runVigilQueue(_ args: [String], config: String) throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: vigilBinary())
-    p.arguments = ["queue"] + args + ["--config", config]
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    let (status, out, err) = try runVigil(["queue"] + args + ["--config", config])
+    return (status, out + err)
 }
 
 @Suite(.serialized) struct DispatchTests {

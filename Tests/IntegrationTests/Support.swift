@@ -162,6 +162,45 @@ func vigilBinary() -> String {
     return dir + "/vigil"
 }
 
+/// Runs `vigil` with these arguments to its end: (exit status, stdout, stderr).
+func runVigil(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: vigilBinary())
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    if stdin == nil { p.standardInput = FileHandle.nullDevice }
+    let input = Pipe()
+    if stdin != nil { p.standardInput = input }
+    try p.run()
+    if let stdin {
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+    }
+    // Drain stderr beside stdout so neither pipe fills up.
+    let errData = LockedData()
+    let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+    reader.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.wait(), as: UTF8.self))
+}
+
+/// Data handed from one thread to another.
+final class LockedData: @unchecked Sendable {
+    // @unchecked: `data` is only touched under `condition`.
+    private let condition = NSCondition()
+    private var data: Data?
+    func set(_ d: Data) { condition.lock(); data = d; condition.signal(); condition.unlock() }
+    func wait() -> Data {
+        condition.lock()
+        defer { condition.unlock() }
+        while data == nil { condition.wait() }
+        return data!
+    }
+}
+
 /// A `vigil run` child process with its log stream captured to a file.
 final class VigilProcess {
     let process = Process()
