@@ -53,6 +53,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "vigil", dependencies: [
             "VigilCore", "VigilRules", "VigilIngest", "VigilDispatch", "VigilDaemon", "VigilStore", "VigilSimulate",

@@ -163,7 +163,7 @@ case "deliver":
     let dispatcher = Dispatcher(databasePath: path, sinks: [sink], retry: RetryPolicy(initial: 100, max: 1000, maxAge: 3_600_000),
                                 gauge: gauge, logger: Logger(label: "bench"))
     let start = Date()
-    let task = Task { await dispatcher.run() }
+    let task = Task { try await dispatcher.run() }
     while gauge.pending > 0 { try await Task.sleep(for: .milliseconds(5)) }
     let secs = Date().timeIntervalSince(start)
     task.cancel()

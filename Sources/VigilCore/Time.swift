@@ -22,6 +22,10 @@ public enum Time {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    /// The monotonic clock in milliseconds: for timeouts, backoff and intervals
+    /// (the wall clock can jump; this one cannot).
+    public static func monotonicMillis() -> Millis { Millis(monotonicNanos() / 1_000_000) }
+
     /// RFC 3339, UTC, milliseconds: `2026-11-28T08:00:30.000Z`.
     public static func format(_ ms: Millis) -> String {
         var out = [UInt8]()

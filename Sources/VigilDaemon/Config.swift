@@ -75,8 +75,19 @@ public struct VigilConfig: Sendable {
         public var sinks: [Sink] = [Sink(name: "log", type: "log"), Sink(name: "file", type: "file", path: "incidents.jsonl")]
     }
 
+    /// A file the configuration names (TLS files, secrets, the registry), with
+    /// where it is named, so that an unreadable one is reported at its line.
+    public struct FileReference: Sendable {
+        /// The key, as an operator reads it: `broker.tls.ca_file`.
+        public var key: String
+        /// As written: a path, or `credential:NAME`.
+        public var spec: String
+        public var location: SourceLocation
+    }
+
     /// The file the configuration came from; nil for the embedded defaults.
     public var path: String?
+    public var fileReferences: [FileReference] = []
     /// Relative paths are relative to this folder.
     public var baseDirectory: String
     public var broker = Broker()
@@ -137,6 +148,43 @@ public struct VigilConfig: Sendable {
     }
 
     public var stateDatabasePath: String { stateDirectory + "/vigil.db" }
+
+    /// The absolute path of a file reference: `credential:NAME` in
+    /// `$CREDENTIALS_DIRECTORY` (nil when that is not set), else relative to the config's folder.
+    public func resolveFile(_ spec: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        if spec.hasPrefix("credential:") {
+            guard let dir = environment["CREDENTIALS_DIRECTORY"] else { return nil }
+            return dir + "/" + spec.dropFirst("credential:".count)
+        }
+        return resolve(spec)
+    }
+
+    /// Every named file that cannot be read, at the line that names it. A
+    /// `credential:NAME` outside systemd (no `$CREDENTIALS_DIRECTORY`) is left
+    /// to the daemon, which reports it when it starts.
+    public func unreadableFiles() -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        for ref in fileReferences {
+            guard let path = resolveFile(ref.spec) else { continue }
+            if let why = FileCheck.unreadable(path) {
+                out.append(Diagnostic(ref.location, "\(ref.key) \(path): \(why)"))
+            }
+        }
+        return out
+    }
+}
+
+/// Whether a file can be read, and if not, why in an operator's words.
+public enum FileCheck {
+    public static func unreadable(_ path: String) -> String? {
+        var st = stat()
+        if stat(path, &st) != 0 { return errno == ENOENT ? "no such file" : "cannot read it: \(String(cString: strerror(errno)))" }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return "is a folder, not a file" }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return "cannot read it: \(String(cString: strerror(errno)))" }
+        close(fd)
+        return nil
+    }
 }
 
 /// Reads `vigil.yaml`, reporting every problem with its line and column.
@@ -168,7 +216,7 @@ public enum ConfigLoader {
         guard let top = ctx.mapping(root, "the configuration", allowed: topKeys) else { return (nil, ctx.diagnostics.items) }
 
         if let b = top.node("broker"), let m = ctx.mapping(b, "broker", allowed: brokerKeys) {
-            parseBroker(m, &c.broker, &ctx)
+            parseBroker(m, &c.broker, &c.fileReferences, &ctx)
         }
         if let s = top.node("subscriptions"), let items = ctx.sequence(s, "subscriptions") {
             var subs: [Subscription] = []
@@ -195,7 +243,10 @@ public enum ConfigLoader {
             c.subscriptions = subs
         }
         if let n = top.node("channels") {
-            if let s = ctx.optionalString(n, "channels") { c.channels = s.map(c.resolve) }
+            if let s = ctx.optionalString(n, "channels") {
+                c.channels = s.map(c.resolve)
+                if let s { c.fileReferences.append(.init(key: "channels", spec: s, location: ctx.location(n))) }
+            }
         }
         if let n = top.node("unknown_channels"), let s = ctx.string(n, "unknown_channels") {
             if let v = ReadingDecoder.UnknownChannels(rawValue: s) { c.unknownChannels = v }
@@ -247,7 +298,8 @@ public enum ConfigLoader {
                     if let s, parseHostPort(s) == nil { ctx.error(n, "listen '\(s)' — write HOST:PORT, e.g. 127.0.0.1:9464") }
                 }
                 if let n = m.node("token_file"), let s = ctx.optionalString(n, "token_file") {
-                    c.httpTokenFile = s.map { $0.hasPrefix("credential:") ? $0 : c.resolve($0) }
+                    c.httpTokenFile = s
+                    if let s { c.fileReferences.append(.init(key: "http.token_file", spec: s, location: ctx.location(n))) }
                 }
             }
         }
@@ -265,7 +317,7 @@ public enum ConfigLoader {
         return (diags.isEmpty ? c : nil, diags)
     }
 
-    static func parseBroker(_ m: YAMLMapping, _ b: inout VigilConfig.Broker, _ ctx: inout YAMLContext) {
+    static func parseBroker(_ m: YAMLMapping, _ b: inout VigilConfig.Broker, _ refs: inout [VigilConfig.FileReference], _ ctx: inout YAMLContext) {
         if let n = m.node("url"), let s = ctx.string(n, "url") {
             if let (tls, host, port) = parseBrokerURL(s) { b.url = s; b.useTLS = tls; b.host = host; b.port = port }
             else { ctx.error(n, "broker url '\(s)' — write mqtt://HOST:PORT or mqtts://HOST:PORT") }
@@ -285,12 +337,27 @@ public enum ConfigLoader {
             if d < 5000 || d > 65_535_000 { ctx.error(n, "keepalive must be between 5s and 65535s") } else { b.keepalive = d }
         }
         if let n = m.node("username"), let s = ctx.optionalString(n, "username") { b.username = s }
-        if let n = m.node("password_file"), let s = ctx.optionalString(n, "password_file") { b.passwordFile = s }
+        if let n = m.node("password_file"), let s = ctx.optionalString(n, "password_file") {
+            b.passwordFile = s
+            if let s { refs.append(.init(key: "broker.password_file", spec: s, location: ctx.location(n))) }
+        }
         if let t = m.node("tls"), let tm = ctx.mapping(t, "tls", allowed: ["ca_file", "cert_file", "key_file", "insecure"]) {
-            if let n = tm.node("ca_file"), let s = ctx.optionalString(n, "ca_file") { b.tls.caFile = s }
-            if let n = tm.node("cert_file"), let s = ctx.optionalString(n, "cert_file") { b.tls.certFile = s }
-            if let n = tm.node("key_file"), let s = ctx.optionalString(n, "key_file") { b.tls.keyFile = s }
+            if let n = tm.node("ca_file"), let s = ctx.optionalString(n, "ca_file") {
+                b.tls.caFile = s
+                if let s { refs.append(.init(key: "broker.tls.ca_file", spec: s, location: ctx.location(n))) }
+            }
+            if let n = tm.node("cert_file"), let s = ctx.optionalString(n, "cert_file") {
+                b.tls.certFile = s
+                if let s { refs.append(.init(key: "broker.tls.cert_file", spec: s, location: ctx.location(n))) }
+            }
+            if let n = tm.node("key_file"), let s = ctx.optionalString(n, "key_file") {
+                b.tls.keyFile = s
+                if let s { refs.append(.init(key: "broker.tls.key_file", spec: s, location: ctx.location(n))) }
+            }
             if let n = tm.node("insecure"), let v = ctx.bool(n, "insecure") { b.tls.insecure = v }
+            if (b.tls.certFile == nil) != (b.tls.keyFile == nil) {
+                ctx.error(t, "tls: cert_file and key_file go together (a client certificate needs its key)")
+            }
         }
         if let r = m.node("reconnect"), let rm = ctx.mapping(r, "reconnect", allowed: ["initial", "max"]) {
             if let n = rm.node("initial"), let d = ctx.duration(n, "initial") { b.reconnectInitial = max(d, 1) }
@@ -339,7 +406,10 @@ public enum ConfigLoader {
                         if u.hasPrefix("http://") || u.hasPrefix("https://") { sink.url = u }
                         else { ctx.error(n, "webhook url '\(u)' must start with http:// or https://") }
                     } else { ctx.error(item, "webhook sink '\(name)' needs a url") }
-                    if let n = sm.node("secret_file"), let p = ctx.optionalString(n, "secret_file") { sink.secretFile = p.map(c.resolve) }
+                    if let n = sm.node("secret_file"), let p = ctx.optionalString(n, "secret_file") {
+                        sink.secretFile = p
+                        if let p { c.fileReferences.append(.init(key: "dispatch.sinks[\(name)].secret_file", spec: p, location: ctx.location(n))) }
+                    }
                 case "mqtt":
                     sink.topic = "vigil/incidents/{route}/{severity}"
                     if let n = sm.node("topic"), let t = ctx.string(n, "topic") { sink.topic = t }

@@ -20,8 +20,8 @@ final class HTTPEndpoint: @unchecked Sendable {
         self.host = host; self.port = port; self.logger = logger; self.stop = stop; self.handler = handler
     }
 
-    /// Binds the socket (so errors surface at start-up) and serves on a thread.
-    func start() throws {
+    /// Binds the socket, so that a taken port or a bad address stops the start.
+    func bind() throws {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -35,19 +35,28 @@ final class HTTPEndpoint: @unchecked Sendable {
         guard s >= 0 else { throw DaemonError("http.listen: socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(s, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0, listen(s, 16) == 0 else {
+        guard Glibc.bind(s, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0, listen(s, 16) == 0 else {
             let why = String(cString: strerror(errno))
             close(s)
             throw DaemonError("http.listen \(host):\(port): \(why)")
         }
         fd = s
-        let thread = Thread { [self] in serve() }
-        thread.name = "vigil-http"
-        thread.start()
         logger.notice("http listening", metadata: ["listen": .string("\(host):\(port)"), "paths": .string("/metrics /healthz")])
     }
 
-    func serve() {
+    /// Serves on a thread of its own until `stop` is set.
+    func serve() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let thread = Thread { [self] in
+                serveBlocking()
+                c.resume()
+            }
+            thread.name = "vigil-http"
+            thread.start()
+        }
+    }
+
+    func serveBlocking() {
         defer { close(fd) }
         while !stop.isSet {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

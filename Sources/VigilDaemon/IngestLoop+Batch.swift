@@ -3,6 +3,7 @@ import VigilCore
 import VigilDispatch
 import VigilIngest
 import VigilRules
+import VigilStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,21 +68,7 @@ extension IngestLoop {
         let outageChanged = !outageEvents.isEmpty || events.contains { $0.rule == BrokerOutage.rule }
         let state: [(name: String, value: [UInt8]?)] = outageChanged ? [(BrokerOutage.stateName, outage.saved)] : []
         if !journal.isEmpty || !events.isEmpty || !dead.isEmpty || checkpoint != nil || !state.isEmpty {
-            var attempt = 0
-            while true {
-                do {
-                    let added = try store.commit(journal: journal, events: events, deadLetters: dead, checkpoint: checkpoint, state: state,
-                                                 now: arrival)
-                    gauge.add(added)
-                    break
-                } catch {
-                    // Without the commit nothing may be acknowledged: retry rather than move on.
-                    attempt += 1
-                    logger.error("state commit failed", metadata: ["error": .string("\(error)"), "attempt": .stringConvertible(attempt)])
-                    usleep(UInt32(min(attempt * 100, 2000)) * 1000)
-                }
-            }
-            if !events.isEmpty { dispatcher.ring() }
+            commit(PendingCommit(journal: journal, events: events, dead: dead, checkpoint: checkpoint, state: state, at: arrival))
         }
         let lag = Double(Time.monotonicNanos() - started) / 1e9
         metrics.recordBatch(received: byFeed.counts, dead: dead.map(\.reason), readings: readings, events: events, lagSeconds: lag,
@@ -95,6 +82,65 @@ extension IngestLoop {
             if let open { s.openIncidents = open }
             s.backpressured = backpressured
             s.lastLoopAt = wall
+        }
+    }
+
+    /// One batch's transaction. When it cannot be committed (a full disk, an
+    /// I/O error) it is held and retried: until it is on disk the loop reads
+    /// nothing and writes nothing, so no PUBACK of it leaves and the broker
+    /// keeps every message; `/healthz` says why.
+    struct PendingCommit {
+        var journal: [StateStore.JournalEntry]
+        var events: [IncidentEvent]
+        var dead: [DeadLetter]
+        var checkpoint: [UInt8]?
+        var state: [(name: String, value: [UInt8]?)]
+        var at: Millis
+        var failures = 0
+        var nextTry: Millis = 0
+    }
+
+    /// Commits a batch, or holds it for `retryHeldCommit`. Returns whether it is on disk.
+    @discardableResult
+    func commit(_ c: PendingCommit) -> Bool {
+        do {
+            let added = try store.commit(journal: c.journal, events: c.events, deadLetters: c.dead, checkpoint: c.checkpoint,
+                                         state: c.state, now: c.at)
+            gauge.add(added)
+            if !c.events.isEmpty { dispatcher.ring() }
+            if held != nil { intakeResumed() }
+            held = nil
+            return true
+        } catch {
+            var c = c
+            c.failures += 1
+            c.nextTry = Time.monotonicMillis() + min(5000, 250 << min(c.failures - 1, 5))
+            if c.failures == 1 || Time.monotonicMillis() - lastHaltLog >= 60_000 {
+                lastHaltLog = Time.monotonicMillis()
+                logger.error("state commit failed: intake stopped, nothing is acknowledged until it succeeds", metadata: [
+                    "error": .string("\(error)"), "attempts": .stringConvertible(c.failures), "state_dir": .string(config.stateDirectory),
+                ])
+            }
+            if c.failures == 1 { metrics.recordIntakeHalt() }
+            let reason = (error as? SQLiteError)?.isDiskFull == true ? "disk full: the state database cannot take commits"
+                                                                       : "the state database cannot take commits: \(error)"
+            status.values.withLock { $0.intakeHalted = reason }
+            held = c
+            if let e = error as? SQLiteError, e.isNotADatabase { fatal = error }
+            return false
+        }
+    }
+
+    /// Intake is back: cut the WAL down and trim the journal, so vigil's own
+    /// files do not fill the disk again.
+    func intakeResumed() {
+        status.values.withLock { $0.intakeHalted = nil }
+        logger.notice("state commits succeed again: intake resumes", metadata: ["state_dir": .string(config.stateDirectory)])
+        do {
+            try store.db.truncateWAL()
+            _ = try store.trimJournal(retention: config.journalRetention, maxSize: config.journalMaxSize, now: Time.now())
+        } catch {
+            logger.warning("state maintenance after a failed commit did not finish", metadata: ["error": .string("\(error)")])
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import VigilCore
 import VigilRules
@@ -24,7 +25,7 @@ extension IngestLoop {
         notifier.notify("READY=1\nSTATUS=\(loaded == nil ? "reload rejected; running the previous rules" : "reloaded")")
     }
     func periodic(_ now: Millis) {
-        if now - lastTrim >= 60_000 {
+        if held == nil, now - lastTrim >= 60_000 {
             lastTrim = now
             do {
                 let n = try store.trimJournal(retention: config.journalRetention, maxSize: config.journalMaxSize, now: now)
@@ -50,12 +51,20 @@ extension IngestLoop {
         let secs = max(0.001, Double(now - statsBase.at) / 1000)
         let rate = Double(received - statsBase.received) / secs
         statsBase = (received, readings, now)
-        logger.info("stats", metadata: [
+        let lag = metrics.values.withLock { $0.lagSeconds }
+        var meta: Logger.Metadata = [
             "connected": .stringConvertible(status.connected), "received": .stringConvertible(received),
             "rate": .string(String(Int(rate.rounded()))), "readings": .stringConvertible(readings),
             "dead_letters": .stringConvertible(deadTotal), "events": .stringConvertible(events),
             "open_incidents": .stringConvertible(open), "queue_pending": .stringConvertible(gauge.pending),
             "backpressure": .stringConvertible(backpressured),
-        ])
+            // Seconds from reading the last batch off the socket to its commit.
+            "lag": .string(String(format: "%.3f", lag)),
+        ]
+        // How far a backlog (or an outage) holds the rule clock behind the wall clock.
+        let behind = evaluator.engine.started ? max(0, now - evaluator.engine.now) : 0
+        if behind >= 1000 { meta["clock_behind"] = .string(Units.formatDuration(behind)) }
+        if held != nil { meta["intake"] = "halted" }
+        logger.info("stats", metadata: meta)
     }
 }

@@ -30,6 +30,8 @@ extension IngestLoop {
         var added = 0
         try store.journal(after: seq) { entry in
             replayed += 1
+            // SIGTERM during a long recovery: stop now; the next start recovers again.
+            if replayed % 1024 == 0, stop.isSet { throw StopRequested() }
             take(entry, into: &events)
             if events.count >= 1000 {
                 added += try store.commit(journal: [], events: events, deadLetters: [], checkpoint: nil, now: startAt).values.reduce(0, +)
@@ -76,3 +78,6 @@ extension IngestLoop {
         }
     }
 }
+
+/// A stop asked for while the daemon was still starting.
+struct StopRequested: Error {}

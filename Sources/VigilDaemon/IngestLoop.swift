@@ -54,6 +54,11 @@ final class IngestLoop {
     /// Arrival times never go back, whatever the wall clock does.
     var lastArrival: Millis = 0
     var outage: BrokerOutage
+    /// A batch whose commit failed, retried until it is on disk (see `commit`).
+    var held: PendingCommit?
+    var lastHaltLog: Millis = -60_000
+    /// An error the loop cannot go on after (a damaged state database).
+    var fatal: Error?
 
     init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
          reload: StopFlag, metrics: Metrics) {
@@ -74,7 +79,7 @@ final class IngestLoop {
 
     func run() throws {
         let sinks = config.dispatch.sinks.map { EventQueue.SinkRoute(name: $0.name, routes: $0.routes, minSeverity: $0.minSeverity) }
-        store = try StateStore(path: config.stateDatabasePath, sinks: sinks)
+        store = try StateStore(path: config.stateDatabasePath, sinks: sinks, sync: config.journalSync)
         gauge.set(try store.queue.pendingCounts())
         try store.measureJournal()
         let b = config.broker
@@ -86,7 +91,7 @@ final class IngestLoop {
             sessionExpirySeconds: UInt32(b.sessionExpiry / 1000)))
         let startAt = Time.now()
         lastArrival = startAt
-        try recover(startAt: startAt)
+        do { try recover(startAt: startAt) } catch is StopRequested { return }
         statsBase.at = startAt
         lastStats = startAt
         status.values.withLock { $0.ready = true; $0.lastLoopAt = startAt }
@@ -97,14 +102,19 @@ final class IngestLoop {
             while !stop.isSet { usleep(50_000) }
         }
         loop()
+        if let fatal { throw fatal }
         // Stopping: the connection ends here (a broker mark), what is in hand
-        // is committed with a checkpoint, then the PUBACKs may go.
-        if connected { connectionLost(Time.now()) }
-        lastCheckpoint = 0
-        processBatch(now: Time.now())
-        _ = client.writePending()
+        // is committed with a checkpoint, then the PUBACKs may go — unless a
+        // commit is still held: then nothing is acknowledged and the broker
+        // sends those messages again after the restart.
+        if held == nil {
+            if connected { connectionLost(Time.now()) }
+            lastCheckpoint = 0
+            processBatch(now: Time.now())
+        }
+        if held == nil { _ = client.writePending() }
         client.disconnect()
-        _ = client.writePending()
+        if held == nil { _ = client.writePending() }
     }
 
     /// Reconnection: every lost or refused connection schedules one backoff step.
@@ -123,8 +133,16 @@ final class IngestLoop {
         var connectedSocket = false
         var firstAttempt = true
         backoff = config.broker.reconnectInitial
-        while !stop.isSet {
+        while !stop.isSet && fatal == nil {
             let now = Time.now()
+            if let c = held {
+                // Intake stays stopped until the held batch is on disk; the loop keeps turning for stop, health and stats.
+                if Time.monotonicMillis() >= c.nextTry { commit(c) }
+                status.values.withLock { $0.lastLoopAt = Time.now() }
+                if held != nil { usleep(100_000) }
+                periodic(Time.now())
+                continue
+            }
             if reload.take() { reloadRules() }
             if client.socket < 0 {
                 if connectedSocket {

@@ -14,6 +14,8 @@ public final class IngestStatus: Sendable {
         var lastLoopAt: Millis = 0
         var lagMs: Millis = 0
         var ready = false
+        /// Why intake is stopped (the state database cannot take commits), if it is.
+        var intakeHalted: String?
     }
     let values = Mutex(Values())
     public init() {}

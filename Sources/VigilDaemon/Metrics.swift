@@ -13,6 +13,7 @@ public final class Metrics: Sendable {
         var lagSeconds = 0.0
         var reloads: [String: Int] = [:]
         var shed = 0
+        var intakeHalts = 0
     }
     let values = Mutex(Values())
 
@@ -39,10 +40,12 @@ public final class Metrics: Sendable {
 
     func recordShed(_ n: Int) { values.withLock { $0.shed += n } }
 
+    func recordIntakeHalt() { values.withLock { $0.intakeHalts += 1 } }
+
     func recordReload(_ outcome: String) { values.withLock { $0.reloads[outcome, default: 0] += 1 } }
 
     /// The exposition: HELP and TYPE lines, then samples, families in a fixed order.
-    public func render(connected: Bool, pending: [String: Int], sinks: [String], openIncidents: Int) -> String {
+    public func render(connected: Bool, pending: [String: Int], sinks: [String], openIncidents: Int, intakeHalted: Bool = false) -> String {
         let v = values.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
@@ -74,6 +77,9 @@ public final class Metrics: Sendable {
         family("vigil_events_shed_total", "counter", "Events dropped by overflow: shed while the queue was full.", [("", Double(v.shed))])
         family("vigil_evaluation_lag_seconds", "gauge", "Time from reading the last batch off the socket to committing its events.", [("", v.lagSeconds)])
         family("vigil_broker_connected", "gauge", "1 while connected to the broker.", [("", connected ? 1 : 0)])
+        family("vigil_intake_halted", "gauge", "1 while intake is stopped because the state database cannot take commits (a full disk).",
+               [("", intakeHalted ? 1 : 0)])
+        family("vigil_intake_halts_total", "counter", "Times intake stopped because a state commit failed.", [("", Double(v.intakeHalts))])
         family("vigil_reloads_total", "counter", "Reloads on SIGHUP, by outcome.",
                ["applied", "rejected"].map { (label([("outcome", $0)]), Double(v.reloads[$0] ?? 0)) })
         return out

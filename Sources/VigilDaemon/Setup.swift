@@ -25,7 +25,9 @@ public struct Setup: Sendable {
 
     /// Loads the configuration at `configPath`, or the defaults when it is nil:
     /// `/etc/vigil/vigil.yaml` if it exists, else the embedded defaults.
-    public static func load(configPath: String?) -> (Setup?, [Diagnostic]) {
+    /// `checkFiles`: also report every file the configuration names that
+    /// cannot be read (TLS, secrets) — `check` and `run` want that, `replay` does not.
+    public static func load(configPath: String?, checkFiles: Bool = false) -> (Setup?, [Diagnostic]) {
         let config: VigilConfig
         if let configPath {
             let (c, diags) = ConfigLoader.load(path: configPath)
@@ -38,11 +40,11 @@ public struct Setup: Sendable {
         } else {
             config = VigilConfig.embedded()
         }
-        return load(config: config)
+        return load(config: config, checkFiles: checkFiles)
     }
 
     /// Loads registry and rules for a configuration; every error of both is reported.
-    public static func load(config: VigilConfig) -> (Setup?, [Diagnostic]) {
+    public static func load(config: VigilConfig, checkFiles: Bool = false) -> (Setup?, [Diagnostic]) {
         var diags: [Diagnostic] = []
         var registry = ChannelRegistry()
         if let path = config.channels {
@@ -51,9 +53,13 @@ public struct Setup: Sendable {
                 registry = reg
                 diags += d
             } else {
-                diags.append(Diagnostic(path: config.path ?? path, line: 1, column: 1, "cannot read the channel registry \(path)"))
+                let at = config.fileReferences.first { $0.key == "channels" }?.location
+                    ?? SourceLocation(path: config.path ?? path, line: 1, column: 1)
+                let why = FileCheck.unreadable(path) ?? "not valid UTF-8"
+                diags.append(Diagnostic(at, "cannot read the channel registry \(path): \(why)"))
             }
         }
+        if checkFiles { diags += config.unreadableFiles().filter { !$0.message.hasPrefix("channels ") } }
         let files = FileGlob.expand(config.rules)
         let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: config.knownFeeds, timeZone: TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!).load(files: files)
         diags += ruleDiags

@@ -20,8 +20,21 @@ final class StateStore {
     var deadLettersSinceTrim = 0
     static let maxDeadLetters = 10_000
 
-    init(path: String, sinks: [EventQueue.SinkRoute]) throws {
-        db = try Database(path: path)
+    /// Tables a state database may hold; a file with others is not vigil's.
+    static let tables: Set<String> = ["events", "deliveries", "dead_letters", "journal", "checkpoint", "daemon_state"]
+    /// The state schema this build writes (`PRAGMA user_version`).
+    static let schemaVersion: Int64 = 1
+
+    /// Opens the state database: a new file, or one of vigil's at a schema
+    /// this build knows (anything else is refused, untouched).
+    init(path: String, sinks: [EventQueue.SinkRoute], sync: VigilConfig.JournalSync = .full) throws {
+        do {
+            db = try Database(path: path, sync: nil)
+        } catch {
+            throw StateFileError("cannot open the state database \(path): \(error.message)")
+        }
+        _ = try db.claimState(knownTables: StateStore.tables, newest: StateStore.schemaVersion)
+        try db.configure(sync: sync == .full ? .full : .normal)
         queue = try EventQueue(db: db)
         try db.execute("""
             CREATE TABLE IF NOT EXISTS dead_letters(
@@ -57,6 +70,7 @@ final class StateStore {
         if !columns.contains("judged_at") { try db.execute("ALTER TABLE journal ADD COLUMN judged_at INTEGER") }
         insertJournal = MultiRowInsert(db: db, head: "INSERT INTO journal(received_at, kind, mid, topic, payload, judged_at) VALUES",
                                        row: "(?,?,?,?,?,?)")
+        try db.stampState(version: StateStore.schemaVersion)
         writeCheckpoint = try db.prepare("INSERT OR REPLACE INTO checkpoint(id, journal_seq, at, state) VALUES(1,?,?,?)")
         selectJournalRow = try db.prepare("SELECT topic, payload FROM journal WHERE seq = ?")
         writeState = try db.prepare("INSERT OR REPLACE INTO daemon_state(name, value) VALUES(?,?)")

@@ -35,27 +35,47 @@ public final class Dispatcher: Sendable {
     /// Wakes every worker: new events were committed.
     public func ring() { for b in bells.values { b.ring() } }
 
-    /// Runs until the task is cancelled.
-    public func run() async {
-        await withTaskGroup(of: Void.self) { group in
+    /// Runs until the task is cancelled; throws when a sink cannot open the queue at all.
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
             for sink in sinks {
-                group.addTask { await self.work(sink) }
+                group.addTask { try await self.work(sink) }
             }
+            try await group.waitForAll()
         }
     }
 
-    func work(_ sink: any Sink) async {
+    /// The state database refused an update (a full disk, an I/O error): wait
+    /// longer each time, up to 30 s, and say so once a minute — never spin.
+    struct StoreTrouble {
+        var failures = 0
+        var lastLogged: Millis = -60_000
+        mutating func failed(_ logger: Logger, sink: String, _ what: String, _ error: Error) -> Int {
+            failures += 1
+            let now = Time.monotonicMillis()
+            if now - lastLogged >= 60_000 {
+                lastLogged = now
+                logger.error("\(what) failed", metadata: ["sink": .string(sink), "error": .string("\(error)"),
+                                                       "failures": .stringConvertible(failures), "retry_in": .string(Units.formatDuration(delay))])
+            }
+            return Int(delay)
+        }
+        var delay: Millis { min(30_000, 250 << min(failures, 7)) }
+        mutating func recovered() { failures = 0 }
+    }
+
+    func work(_ sink: any Sink) async throws {
         let bell = bells[sink.name]!
         let cursor: SinkCursor
         do {
             cursor = try SinkCursor(db: try Database(path: databasePath), sink: sink.name)
         } catch {
-            logger.error("sink cannot open the queue", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
-            return
+            throw DispatchError(description: "sink '\(sink.name)' cannot open the queue in \(databasePath): \(error)")
         }
         var lastResync: Millis = 0
         // A dead receiver fails every event on every round: log a few lines a second, then a count.
         var failureLog = RateLimiter(perSecond: 5)
+        var trouble = StoreTrouble()
         while !Task.isCancelled {
             let now = Time.now()
             heartbeat.store(now, ordering: .relaxed)
@@ -68,8 +88,7 @@ public final class Dispatcher: Sendable {
             do {
                 batch = try cursor.nextBatch(now: now, limit: batchSize)
             } catch {
-                logger.warning("queue read failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
-                await bell.wait(timeoutMs: 1000)
+                await bell.wait(timeoutMs: trouble.failed(logger, sink: sink.name, "queue read", error))
                 continue
             }
             if batch.isEmpty {
@@ -83,6 +102,7 @@ public final class Dispatcher: Sendable {
             var delivered: [EventQueue.Pending] = []
             var finished = 0
             var retried = 0, died = 0
+            var storeFailed: Error?
             for (p, outcome) in zip(batch, outcomes) {
                 switch outcome {
                 case .delivered:
@@ -96,7 +116,7 @@ public final class Dispatcher: Sendable {
                         retried += 1
                         let at = done + retry.delay(afterAttempts: p.attempts, retryAfter: retryAfter)
                         do { try cursor.retry(p, at: at, error: reason, now: done) } catch {
-                            logger.warning("queue update failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
+                            storeFailed = error
                         }
                         failureLog.admit(now: done) { suppressed in
                             var meta: Logger.Metadata = [
@@ -118,8 +138,14 @@ public final class Dispatcher: Sendable {
                     try cursor.delivered(delivered, now: done)
                     finished += delivered.count
                 } catch {
-                    logger.warning("queue update failed", metadata: ["sink": .string(sink.name), "error": .string("\(error)")])
+                    storeFailed = error
                 }
+            }
+            if let storeFailed {
+                // Delivered but not marked: the events go out again later (receivers deduplicate on event_id).
+                await bell.wait(timeoutMs: trouble.failed(logger, sink: sink.name, "queue update", storeFailed))
+            } else {
+                trouble.recovered()
             }
             if let n = failureLog.flush(now: done) {
                 logger.warning("delivery failures suppressed", metadata: ["sink": .string(sink.name), "suppressed": .stringConvertible(n)])
@@ -132,8 +158,13 @@ public final class Dispatcher: Sendable {
     func markDead(_ cursor: SinkCursor, _ p: EventQueue.Pending, _ reason: String, _ sink: String, _ now: Millis) {
         do { try cursor.dead(p, error: reason, now: now) } catch {
             logger.warning("queue update failed", metadata: ["sink": .string(sink), "error": .string("\(error)")])
+            return
         }
         logger.error("delivery dead", metadata: ["sink": .string(sink), "event_id": .string(p.eventID),
                                                    "incident_id": .string(p.incidentID), "error": .string(reason)])
     }
+}
+
+public struct DispatchError: Error, CustomStringConvertible {
+    public let description: String
 }

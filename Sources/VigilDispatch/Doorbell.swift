@@ -36,14 +36,19 @@ public final class Doorbell: Sendable {
             self?.expire(g)
         }
         defer { timer.cancel() }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow: Bool = state.withLock { s in
-                if s.rung || s.expired == g { s.rung = false; return true }
-                if let old = s.waiter { s.waiter = nil; old.resume() }
-                s.waiter = c
-                return false
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow: Bool = state.withLock { s in
+                    if s.rung || s.expired == g || Task.isCancelled { s.rung = false; return true }
+                    if let old = s.waiter { s.waiter = nil; old.resume() }
+                    s.waiter = c
+                    return false
+                }
+                if resumeNow { c.resume() }
             }
-            if resumeNow { c.resume() }
+        } onCancel: {
+            // A cancelled worker stops waiting at once.
+            expire(g)
         }
     }
 

@@ -27,7 +27,6 @@ public final class MQTTSink: Sink, @unchecked Sendable {
     }
     private let inbox = Mutex<[Request]>([])
     private let stop = Atomic<Bool>(false)
-    private var thread: Thread?
 
     public init(name: String, template: String, qos: Int, options: MosquittoClient.Options, timeout: Millis, logger: Logger) {
         self.name = name
@@ -38,11 +37,16 @@ public final class MQTTSink: Sink, @unchecked Sendable {
         self.logger = logger
     }
 
-    public func start() {
-        let t = Thread { [self] in networkLoop() }
-        t.name = "vigil-mqtt-sink"
-        thread = t
-        t.start()
+    /// Runs the sink's connection on a thread of its own until `shutdown()`.
+    public func run() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let t = Thread { [self] in
+                networkLoop()
+                c.resume()
+            }
+            t.name = "vigil-mqtt-sink"
+            t.start()
+        }
     }
 
     public func shutdown() { stop.store(true, ordering: .releasing) }

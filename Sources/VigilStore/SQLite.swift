@@ -14,6 +14,12 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 
     /// The database is locked by another connection (busy timeout exhausted).
     public var isBusy: Bool { code == SQLITE_BUSY || code == SQLITE_LOCKED }
+
+    /// The disk (or the file system's quota) is full.
+    public var isDiskFull: Bool { code & 0xFF == SQLITE_FULL }
+
+    /// The file is not a database, or is damaged.
+    public var isNotADatabase: Bool { code & 0xFF == SQLITE_NOTADB || code & 0xFF == SQLITE_CORRUPT }
 }
 
 /// A connection to one SQLite file. Not thread-safe: each stage owns its own.
@@ -21,8 +27,17 @@ public final class Database {
     let handle: OpaquePointer
     public let path: String
 
-    /// Opens (creating if needed) a database file in WAL mode.
-    public init(path: String, readOnly: Bool = false) throws(SQLiteError) {
+    /// How a commit reaches the disk (SQLite's `synchronous` in WAL mode).
+    public enum Sync: String, Sendable {
+        /// Every commit is on disk before it returns: a power cut loses nothing committed.
+        case full
+        /// Commits survive a crash of the process, not a power cut.
+        case normal
+    }
+
+    /// Opens (creating if needed) a database file in WAL mode. `sync: nil`
+    /// opens it as it is, without changing anything in the file.
+    public init(path: String, readOnly: Bool = false, sync: Sync? = .normal) throws(SQLiteError) {
         var db: OpaquePointer?
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
@@ -35,12 +50,23 @@ public final class Database {
         self.path = path
         sqlite3_busy_timeout(db, 5000)
         sqlite3_extended_result_codes(db, 1)
-        if !readOnly {
-            try execute("PRAGMA journal_mode=WAL")
-            // With WAL, NORMAL syncs at checkpoints: a commit survives a process
-            // crash (SIGKILL); FULL also survives power loss, at a cost per commit.
-            try execute("PRAGMA synchronous=NORMAL")
-        }
+        if !readOnly, let sync { try configure(sync: sync) }
+    }
+
+    /// WAL mode and the sync level. With WAL, NORMAL syncs at checkpoints: a
+    /// commit survives a process crash (SIGKILL); FULL syncs the WAL at every
+    /// commit, so a commit also survives power loss. The WAL file is cut back
+    /// to 64 MiB after each checkpoint, so a burst does not keep its disk space.
+    public func configure(sync: Sync) throws(SQLiteError) {
+        try execute("PRAGMA journal_mode=WAL")
+        try execute("PRAGMA synchronous=\(sync == .full ? "FULL" : "NORMAL")")
+        try execute("PRAGMA journal_size_limit=67108864")
+    }
+
+    /// Copies the WAL into the database and truncates it to nothing (after a
+    /// full disk: vigil's own files must not fill it again).
+    public func truncateWAL() throws(SQLiteError) {
+        try execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
     deinit { sqlite3_close_v2(handle) }

@@ -9,7 +9,7 @@ struct Check: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let (setup, diags) = Setup.load(configPath: options.config)
+        let (setup, diags) = Setup.load(configPath: options.config, checkFiles: true)
         guard let setup else {
             for d in diags { print(d.description) }
             throw ExitCode(1)

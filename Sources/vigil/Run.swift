@@ -9,7 +9,7 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let (setup, diags) = Setup.load(configPath: options.config)
+        let (setup, diags) = Setup.load(configPath: options.config, checkFiles: true)
         guard let setup else {
             for d in diags { printError(d.description) }
             printError("vigil: not starting: \(diags.count) error\(diags.count == 1 ? "" : "s") in the configuration or rules")
