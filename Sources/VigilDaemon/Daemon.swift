@@ -74,7 +74,9 @@ public struct Daemon {
         guard let listen = config.httpListen, let (host, port) = ConfigLoader.parseHostPort(listen) else { return nil }
         let status = self.status, gauge = self.gauge, metrics = self.metrics
         let sinkNames = config.dispatch.sinks.map(\.name)
-        return HTTPEndpoint(host: host, port: port, logger: logger, stop: StopFlag()) { path in
+        let token = try Daemon.readSecret(config.httpTokenFile, what: "http.token_file", config: config)
+        if let token, token.isEmpty { throw DaemonError("http.token_file is empty: write a token of at least 16 characters") }
+        return HTTPEndpoint(host: host, port: port, logger: logger, stop: StopFlag(), token: token) { path in
             switch path {
             case "/metrics":
                 return (200, "text/plain; version=0.0.4; charset=utf-8",

@@ -73,10 +73,11 @@ final class NotifyReceiver {
 }
 
 /// A plain HTTP GET to 127.0.0.1: (status, body).
-func httpGet(port: Int, path: String) throws -> (Int, String) {
+func httpGet(port: Int, path: String, token: String? = nil) throws -> (Int, String) {
     guard let fd = connectLoopback(port) else { throw TestFailure("connect 127.0.0.1:\(port)") }
     defer { close(fd) }
-    let req = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+    let req = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(auth)\r\n".utf8)
     _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
     var data: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 65536)
