@@ -67,6 +67,14 @@ public enum Units {
     }
 
     /// `30000` → `30s`, `90000` → `1m30s`, for messages and logs.
+    /// A size in the units `parseSize` reads: `512KiB`, `3MiB`, `1GiB` (rounded down), or bytes.
+    public static func formatSize(_ bytes: Int64) -> String {
+        for (unit, factor) in [("GiB", Int64(1) << 30), ("MiB", Int64(1) << 20), ("KiB", Int64(1) << 10)] where bytes >= factor {
+            return "\(bytes / factor)\(unit)"
+        }
+        return "\(bytes)B"
+    }
+
     public static func formatDuration(_ ms: Millis) -> String {
         if ms == 0 { return "0s" }
         if ms % 1000 != 0 { return "\(ms)ms" }

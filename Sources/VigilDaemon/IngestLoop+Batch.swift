@@ -67,21 +67,40 @@ extension IngestLoop {
         if checkpoint != nil { lastCheckpoint = arrival }
         let outageChanged = !outageEvents.isEmpty || events.contains { $0.rule == BrokerOutage.rule }
         let state: [(name: String, value: [UInt8]?)] = outageChanged ? [(BrokerOutage.stateName, outage.saved)] : []
+        let counts = BatchCounts(received: received, byFeed: byFeed.counts, readings: readings,
+                                 suppressed: evaluator.engine.suppressedOpenings - suppressedBefore, started: started,
+                                 openIncidents: events.isEmpty ? nil : evaluator.engine.openIncidents)
         if !journal.isEmpty || !events.isEmpty || !dead.isEmpty || checkpoint != nil || !state.isEmpty {
-            commit(PendingCommit(journal: journal, events: events, dead: dead, checkpoint: checkpoint, state: state, at: arrival))
+            commit(PendingCommit(journal: journal, events: events, dead: dead, checkpoint: checkpoint, state: state, at: arrival, counts: counts))
+        } else {
+            record(counts, events: [], dead: [])
         }
-        let lag = Double(Time.monotonicNanos() - started) / 1e9
-        metrics.recordBatch(received: byFeed.counts, dead: dead.map(\.reason), readings: readings, events: events, lagSeconds: lag,
-                            suppressed: evaluator.engine.suppressedOpenings - suppressedBefore)
-        let open = events.isEmpty ? nil : evaluator.engine.openIncidents
         status.values.withLock { s in
-            s.received += received
-            s.readings += readings
-            s.events += events.count
-            for d in dead { s.deadLetters[d.reason.rawValue, default: 0] += 1 }
-            if let open { s.openIncidents = open }
             s.backpressured = backpressured
             s.lastLoopAt = wall
+        }
+    }
+
+    /// What a batch adds to the counters: recorded once it is committed.
+    struct BatchCounts {
+        var received: Int
+        var byFeed: [String: Int]
+        var readings: Int
+        var suppressed: Int
+        var started: UInt64
+        var openIncidents: Int?
+    }
+
+    func record(_ c: BatchCounts, events: [IncidentEvent], dead: [DeadLetter]) {
+        let lag = Double(Time.monotonicNanos() - c.started) / 1e9
+        metrics.recordBatch(received: c.byFeed, dead: dead.map(\.reason), readings: c.readings, events: events, lagSeconds: lag,
+                            suppressed: c.suppressed)
+        status.values.withLock { s in
+            s.received += c.received
+            s.readings += c.readings
+            s.events += events.count
+            for d in dead { s.deadLetters[d.reason.rawValue, default: 0] += 1 }
+            if let open = c.openIncidents { s.openIncidents = open }
         }
     }
 
@@ -96,6 +115,7 @@ extension IngestLoop {
         var checkpoint: [UInt8]?
         var state: [(name: String, value: [UInt8]?)]
         var at: Millis
+        var counts: BatchCounts
         var failures = 0
         var nextTry: Millis = 0
     }
@@ -108,6 +128,7 @@ extension IngestLoop {
                                          state: c.state, now: c.at)
             gauge.add(added)
             if !c.events.isEmpty { dispatcher.ring() }
+            record(c.counts, events: c.events, dead: c.dead)
             if held != nil { intakeResumed() }
             held = nil
             return true
@@ -131,14 +152,21 @@ extension IngestLoop {
         }
     }
 
-    /// Intake is back: cut the WAL down and trim the journal, so vigil's own
-    /// files do not fill the disk again.
+    /// Intake is back: the journal gives up half its size for good (its
+    /// freed pages are reused, so the file stops growing) and the WAL is cut
+    /// down, so vigil's own files do not fill the disk again.
     func intakeResumed() {
         status.values.withLock { $0.intakeHalted = nil }
-        logger.notice("state commits succeed again: intake resumes", metadata: ["state_dir": .string(config.stateDirectory)])
+        let limit = max(1 << 20, min(journalLimit, store.journalBytes / 2))
+        journalLimit = limit
+        logger.notice("state commits succeed again: intake resumes", metadata: [
+            "state_dir": .string(config.stateDirectory), "journal_limit": .string(Units.formatSize(limit)),
+        ])
         do {
+            _ = try store.commit(journal: [], events: [], deadLetters: [], checkpoint: evaluator.engine.checkpoint(timeline: evaluator.timeline),
+                                 state: [("journal_limit", Array(String(limit).utf8))], now: Time.now())
+            _ = try store.trimJournal(retention: config.journalRetention, maxSize: limit, now: Time.now())
             try store.db.truncateWAL()
-            _ = try store.trimJournal(retention: config.journalRetention, maxSize: config.journalMaxSize, now: Time.now())
         } catch {
             logger.warning("state maintenance after a failed commit did not finish", metadata: ["error": .string("\(error)")])
         }

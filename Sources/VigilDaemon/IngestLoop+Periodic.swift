@@ -25,10 +25,11 @@ extension IngestLoop {
         notifier.notify("READY=1\nSTATUS=\(loaded == nil ? "reload rejected; running the previous rules" : "reloaded")")
     }
     func periodic(_ now: Millis) {
-        if held == nil, now - lastTrim >= 60_000 {
+        // Every minute; every 5 s while a full disk keeps the journal below journal.max_size.
+        if held == nil, now - lastTrim >= (journalLimit < config.journalMaxSize ? 5000 : 60_000) {
             lastTrim = now
             do {
-                let n = try store.trimJournal(retention: config.journalRetention, maxSize: config.journalMaxSize, now: now)
+                let n = try store.trimJournal(retention: config.journalRetention, maxSize: journalLimit, now: now)
                 if n > 0 { logger.debug("journal trimmed", metadata: ["rows": .stringConvertible(n)]) }
             } catch {
                 logger.warning("journal trim failed", metadata: ["error": .string("\(error)")])

@@ -59,6 +59,8 @@ final class IngestLoop {
     var lastHaltLog: Millis = -60_000
     /// An error the loop cannot go on after (a damaged state database).
     var fatal: Error?
+    /// `journal.max_size`, or less after the disk filled up once (kept in the state database).
+    var journalLimit: Int64 = .max
 
     init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
          reload: StopFlag, metrics: Metrics) {
@@ -82,6 +84,11 @@ final class IngestLoop {
         store = try StateStore(path: config.stateDatabasePath, sinks: sinks, sync: config.journalSync)
         gauge.set(try store.queue.pendingCounts())
         try store.measureJournal()
+        journalLimit = config.journalMaxSize
+        if let saved = try store.state("journal_limit"), let n = Int64(String(decoding: saved, as: UTF8.self)) {
+            journalLimit = min(journalLimit, n)
+        }
+        try? store.db.truncateWAL()
         let b = config.broker
         client = try MosquittoClient(options: .init(
             host: b.host, port: b.port, clientID: b.clientID, cleanSession: b.cleanSession, protocolV5: b.protocolVersion == "5",
@@ -137,7 +144,12 @@ final class IngestLoop {
             let now = Time.now()
             if let c = held {
                 // Intake stays stopped until the held batch is on disk; the loop keeps turning for stop, health and stats.
-                if Time.monotonicMillis() >= c.nextTry { commit(c) }
+                if Time.monotonicMillis() >= c.nextTry {
+                    // A failed transaction leaves its frames in the WAL file: checkpoint and truncate
+                    // it first, so the retry has the space those took.
+                    try? store.db.truncateWAL()
+                    commit(c)
+                }
                 status.values.withLock { $0.lastLoopAt = Time.now() }
                 if held != nil { usleep(100_000) }
                 periodic(Time.now())
@@ -184,13 +196,15 @@ final class IngestLoop {
             let ready = client.wait(read: !backpressured, timeoutMs: timeout)
             var rc: Int32 = 0
             if ready.readable && !backpressured {
-                rc = client.readAvailable(maxMessages: 4096)
+                rc = client.readAvailable(maxMessages: 4096, maxBytes: 1 << 20)
             }
             // A CONNACK comes before the messages of its connection; a loss after them.
             let lost = handleClientEvents()
             for m in client.takeMessages() { incoming.append(.message(m)) }
             if lost { connectionLost(Time.now()) }
             processBatch(now: Time.now())
+            // Not one byte goes out while a batch is held: its PUBACKs wait in libmosquitto's queue.
+            if held != nil { continue }
             if rc == 0 { rc = client.writePending() }
             if rc == 0 { rc = client.housekeeping() }
             let lostLater = handleClientEvents()

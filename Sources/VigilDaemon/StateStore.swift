@@ -115,13 +115,14 @@ final class StateStore {
     func commit(journal: [JournalEntry], events: [IncidentEvent], deadLetters: [DeadLetter], checkpoint: [UInt8]?,
                 state: [(name: String, value: [UInt8]?)] = [], now: Millis) throws -> [String: Int] {
         if journal.isEmpty && events.isEmpty && deadLetters.isEmpty && checkpoint == nil && state.isEmpty { return [:] }
-        return try db.transaction {
+        var size: Int64 = 0
+        for m in journal { size += Int64(m.payload.count + m.topic.utf8.count + 32) }
+        let added = try db.transaction {
             var values: [Statement.Value] = []
             values.reserveCapacity(6 * journal.count)
             for m in journal {
                 values.append(.int(m.receivedAt)); values.append(.int(m.kind.rawValue)); values.append(.int(Int64(m.mid)))
                 values.append(.text(m.topic)); values.append(.blob(m.payload)); values.append(m.judgedAt.map { .int($0) } ?? .null)
-                journalBytes += Int64(m.payload.count + m.topic.utf8.count + 32)
             }
             try insertJournal.run(values)
             for (name, value) in state {
@@ -143,6 +144,9 @@ final class StateStore {
             }
             return try queue.enqueue(events, sinks: sinks, now: now)
         }
+        // Counted once the transaction commits (a failed one is retried).
+        journalBytes += size
+        return added
     }
 }
 

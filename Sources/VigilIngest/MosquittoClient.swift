@@ -86,6 +86,7 @@ public final class MosquittoClient {
     public let options: Options
     /// Messages received since the last `takeMessages()`; the callback copies them here.
     var inbox: [Message] = []
+    var inboxBytes = 0
     var events: [Event] = []
 
     private static let initOnce: Void = { mosquitto_lib_init(); return () }()
@@ -159,6 +160,7 @@ public final class MosquittoClient {
             if m.payloadlen > 0, let p = m.payload {
                 payload = Array(UnsafeRawBufferPointer(start: p, count: Int(m.payloadlen)))
             }
+            c.inboxBytes += payload.count
             c.inbox.append(Message(topic: topic, payload: payload, qos: m.qos, retain: m.retain, mid: m.mid))
         }
     }
@@ -215,9 +217,11 @@ public final class MosquittoClient {
 
     public var wantsWrite: Bool { mosquitto_want_write(mosq) }
 
-    /// Reads packets while the socket has data, up to `maxMessages` messages.
+    /// Reads packets while the socket has data, up to `maxMessages` messages
+    /// or `maxBytes` of payload (one batch is one transaction: it must stay
+    /// small enough to commit on a nearly full disk).
     /// Returns the library's status (non-zero: the connection is lost).
-    public func readAvailable(maxMessages: Int) -> Int32 {
+    public func readAvailable(maxMessages: Int, maxBytes: Int = .max) -> Int32 {
         let fd = socket
         if vigil_read_buffer_fd() != fd { dropReadBuffer() }
         guard fd >= 0 else { return MOSQ_ERR_NO_CONN.rawValue }
@@ -225,7 +229,7 @@ public final class MosquittoClient {
         // is one read that finds nothing: keep calling while calls bring messages,
         // and ask the socket (poll) only after a packet that was not a message.
         let start = inbox.count
-        while inbox.count < maxMessages {
+        while inbox.count < maxMessages && inboxBytes < maxBytes {
             let before = inbox.count
             let rc = mosquitto_loop_read(mosq, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
@@ -271,7 +275,7 @@ public final class MosquittoClient {
     }
 
     public func takeMessages() -> [Message] {
-        defer { inbox.removeAll(keepingCapacity: true) }
+        defer { inbox.removeAll(keepingCapacity: true); inboxBytes = 0 }
         return inbox
     }
 

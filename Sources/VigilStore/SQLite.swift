@@ -56,11 +56,15 @@ public final class Database {
     /// WAL mode and the sync level. With WAL, NORMAL syncs at checkpoints: a
     /// commit survives a process crash (SIGKILL); FULL syncs the WAL at every
     /// commit, so a commit also survives power loss. The WAL file is cut back
-    /// to 64 MiB after each checkpoint, so a burst does not keep its disk space.
+    /// to 8 MiB after each checkpoint, so a burst does not keep its disk space.
     public func configure(sync: Sync) throws(SQLiteError) {
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=\(sync == .full ? "FULL" : "NORMAL")")
-        try execute("PRAGMA journal_size_limit=67108864")
+        try execute("PRAGMA journal_size_limit=8388608")
+        // Debian builds SQLite with secure_delete on: every deleted row's page
+        // would be written again (zeroed), so trimming the journal would cost
+        // as much WAL as the rows it frees — on a full disk, space it does not have.
+        try execute("PRAGMA secure_delete=FAST")
     }
 
     /// Copies the WAL into the database and truncates it to nothing (after a

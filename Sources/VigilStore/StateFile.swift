@@ -40,8 +40,11 @@ extension Database {
     }
 
     /// Marks the file as vigil's state database at schema `version`.
-    public func stampState(version: Int64) throws(SQLiteError) {
-        try execute("PRAGMA application_id=\(Database.vigilApplicationID)")
-        try execute("PRAGMA user_version=\(version)")
+    public func stampState(version: Int64) throws {
+        // Only when it changes: a start on a full disk must not need a write.
+        let id = try prepare("PRAGMA application_id").scalarInt() ?? 0
+        let v = try prepare("PRAGMA user_version").scalarInt() ?? 0
+        if id != Database.vigilApplicationID { try execute("PRAGMA application_id=\(Database.vigilApplicationID)") }
+        if v != version { try execute("PRAGMA user_version=\(version)") }
     }
 }
