@@ -102,7 +102,7 @@ public struct Daemon {
             switch s.type {
             case "log": out.append((LogSink(name: s.name, logger: logger), nil))
             case "file":
-                let path = s.path ?? config.resolve("incidents.jsonl")
+                let path = config.resolve(s.path ?? "incidents.jsonl")
                 let dir = (path as NSString).deletingLastPathComponent
                 do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
                     throw DaemonError("sink '\(s.name)': cannot create the folder \(dir) for \(path)")
