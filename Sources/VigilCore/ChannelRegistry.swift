@@ -1,3 +1,4 @@
+import Foundation
 /// One device channel of the registry.
 public struct Channel: Sendable {
     public let id: String
@@ -140,5 +141,26 @@ extension String {
         while s.first == set { s.removeFirst() }
         while s.last == set { s.removeLast() }
         return String(s)
+    }
+}
+
+extension ChannelRegistry {
+    /// The registry file's text: UTF-8, with or without the byte-order mark
+    /// that "CSV UTF-8" from Excel or WPS writes. Anything else is an error
+    /// at the first line that is not UTF-8, saying how to convert the file.
+    public static func text(of data: [UInt8], path: String) -> Result<String, Diagnostic> {
+        var bytes = data[...]
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        if let s = String(validating: bytes, as: UTF8.self) { return .success(s) }
+        let bad = bytes.withContiguousStorageIfAvailable { UTF8Validation.firstInvalidByte($0) } ?? nil
+        let offset = bad ?? 0
+        let before = bytes.prefix(offset)
+        let line = before.reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
+        let lineStart = before.lastIndex(of: 0x0A).map { $0 + 1 } ?? bytes.startIndex
+        let column = bytes.startIndex + offset - lineStart + 1
+        let name = (path as NSString).lastPathComponent
+        return .failure(Diagnostic(path: path, line: line, column: column,
+            "the registry is not UTF-8 (a spreadsheet that saved it as GB18030/GBK?): convert it with "
+            + "`iconv -f GB18030 -t UTF-8 \(name) > \(name).utf8 && mv \(name).utf8 \(name)`, or save it as \"CSV UTF-8\""))
     }
 }

@@ -48,10 +48,15 @@ public struct Setup: Sendable {
         var diags: [Diagnostic] = []
         var registry = ChannelRegistry()
         if let path = config.channels {
-            if let data = FileManager.default.contents(atPath: path), let text = String(validating: data, as: UTF8.self) {
-                let (reg, d) = ChannelRegistry.parse(text, path: path, knownFeeds: config.knownFeeds)
-                registry = reg
-                diags += d
+            if let data = FileManager.default.contents(atPath: path) {
+                switch ChannelRegistry.text(of: Array(data), path: path) {
+                case .success(let text):
+                    let (reg, d) = ChannelRegistry.parse(text, path: path, knownFeeds: config.knownFeeds)
+                    registry = reg
+                    diags += d
+                case .failure(let d):
+                    diags.append(d)
+                }
             } else {
                 let at = config.fileReferences.first { $0.key == "channels" }?.location
                     ?? SourceLocation(path: config.path ?? path, line: 1, column: 1)

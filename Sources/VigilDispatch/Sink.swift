@@ -58,8 +58,20 @@ public final class FileSink: Sink {
     }
 }
 
-/// One log line per event, in the daemon's log stream.
+/// One log line per event, in the daemon's log stream, at the level of the
+/// incident's severity — under journald that is its priority, so
+/// `journalctl -p warning` shows every major and critical incident.
 public struct LogSink: Sink {
+    /// critical → critical (`<2>`), major → warning (`<4>`), minor → notice (`<5>`), info → info (`<6>`).
+    public static func level(_ severity: Severity) -> Logger.Level {
+        switch severity {
+        case .critical: return .critical
+        case .major: return .warning
+        case .minor: return .notice
+        case .info: return .info
+        }
+    }
+
     public let name: String
     let logger: Logger
 
@@ -78,8 +90,7 @@ public struct LogSink: Sink {
             ]
             if let c = e.channel { meta["channel"] = .string(c) }
             if e.type == .resolved { meta["duration"] = .string(Units.formatDuration(e.at - e.openedAt)) }
-            let level: Logger.Level = .info
-            logger.log(level: level, "incident \(e.type.shortName)", metadata: meta)
+            logger.log(level: LogSink.level(e.severity), "incident \(e.type.shortName)", metadata: meta)
         }
         return batch.map { _ in .delivered }
     }

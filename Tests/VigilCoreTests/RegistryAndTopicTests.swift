@@ -15,6 +15,20 @@ import Testing
         #expect(cp.info.keys == ["community", "location"])
     }
 
+    @Test func aByteOrderMarkIsAcceptedAndGB18030IsAnErrorAtItsLine() throws {
+        let utf8 = Array("channel,feed,community_name\ncp-0001,charging_pile,君正长河华府\n".utf8)
+        let text = try ChannelRegistry.text(of: [0xEF, 0xBB, 0xBF] + utf8, path: "/etc/vigil/channels.csv").get()
+        let (reg, diags) = ChannelRegistry.parse(text, path: "c.csv", knownFeeds: feeds)
+        #expect(diags.isEmpty && reg.lookup("cp-0001") != nil)   // the first column is "channel", not "\u{FEFF}channel"
+        // 君正 in GB18030, on the second line, after "cp-0001,charging_pile,".
+        let gb: [UInt8] = Array("channel,feed,community_name\ncp-0001,charging_pile,".utf8) + [0xBE, 0xFD, 0xD5, 0xFD] + [0x0A]
+        guard case .failure(let d) = ChannelRegistry.text(of: gb, path: "/etc/vigil/channels.csv") else {
+            Issue.record("GB18030 accepted as UTF-8"); return
+        }
+        #expect(d.location.line == 2 && d.location.column == 23)
+        #expect(d.message.contains("not UTF-8") && d.message.contains("iconv -f GB18030 -t UTF-8 channels.csv"))
+    }
+
     @Test func reportsDuplicatesAndUnknownFeedsWithLines() {
         let text = "channel,feed\na,fire_alarm\nb,lift\na,fire_alarm\nc\n"
         let (reg, diags) = ChannelRegistry.parse(text, path: "c.csv", knownFeeds: feeds)
