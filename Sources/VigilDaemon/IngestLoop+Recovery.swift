@@ -32,7 +32,7 @@ extension IngestLoop {
             replayed += 1
             // SIGTERM during a long recovery: stop now; the next start recovers again.
             if replayed % 1024 == 0, stop.isSet { throw StopRequested() }
-            take(entry, into: &events)
+            evaluator.take(entry, into: &events)
             if events.count >= 1000 {
                 added += try store.commit(journal: [], events: events, deadLetters: [], checkpoint: nil, now: startAt).values.reduce(0, +)
                 events.removeAll(keepingCapacity: true)
@@ -60,23 +60,6 @@ extension IngestLoop {
         status.values.withLock { $0.openIncidents = evaluator.engine.openIncidents }
     }
 
-    /// One journal row through the evaluator, as the daemon took it.
-    func take(_ entry: StateStore.JournalEntry, into events: inout [IncidentEvent]) {
-        switch entry.kind {
-        case .message:
-            _ = entry.payload.withUnsafeBufferPointer {
-                evaluator.message(topic: entry.topic, payload: $0, arrival: entry.receivedAt, judgedAt: entry.judgedAt, into: &events)
-            }
-        case .lost:
-            evaluator.mark(.lost, arrival: entry.receivedAt, into: &events)
-        case .connected:
-            evaluator.mark(.connected, arrival: entry.receivedAt, into: &events)
-        case .ack:
-            if let ack = StateStore.JournalEntry.acknowledgement(entry.payload) {
-                _ = evaluator.acknowledge(ack, arrival: entry.receivedAt, into: &events)
-            }
-        }
-    }
 }
 
 /// A stop asked for while the daemon was still starting.

@@ -80,34 +80,7 @@ final class StateStore {
         self.sinks = sinks
     }
 
-    /// One journal row: a message, a broker mark or an acknowledgement, as
-    /// recovery and `vigil journal export` read it back.
-    struct JournalEntry {
-        enum Kind: Int64 { case message = 0, lost = 1, connected = 2, ack = 3 }
-        var receivedAt: Millis
-        var kind: Kind
-        var mid: Int32 = 0
-        var topic: String = ""
-        /// The message's payload; for an acknowledgement `{"ack","by","note"}`.
-        var payload: [UInt8] = []
-        /// When a late reading was judged (nil: at its arrival).
-        var judgedAt: Millis? = nil
-
-        /// An acknowledgement as a journal row.
-        static func acknowledgement(_ a: Acknowledgement, at t: Millis) -> JournalEntry {
-            var o = JSONObject()
-            o.appendUnique("ack", .string(a.incidentID))
-            o.appendUnique("by", .string(a.by))
-            o.appendUnique("note", a.note.map(JSONValue.string) ?? .null)
-            return JournalEntry(receivedAt: t, kind: .ack, payload: Array(JSONWriter.encode(.object(o)).utf8))
-        }
-
-        static func acknowledgement(_ payload: [UInt8]) -> Acknowledgement? {
-            guard case .object(let o)? = try? JSONParser.parse(payload, maxDepth: 4), let id = o["ack"]?.stringValue,
-                  let by = o["by"]?.stringValue else { return nil }
-            return Acknowledgement(incidentID: id, by: by, note: o["note"]?.stringValue)
-        }
-    }
+    typealias JournalEntry = VigilDaemon.JournalEntry
 
     /// Commits one batch — the records taken, the events they produced, the
     /// dead letters and, when due, the engine's checkpoint — in one
