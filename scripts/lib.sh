@@ -3,6 +3,8 @@
 # Installs the Debian packages vigil needs, when any is missing.
 vigil_install_deps() {
   local pkgs="mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev pkg-config tzdata python3 curl"
+  # The tests also drive a real browser (the status page) and build a C shim (the power-cut test).
+  [ "${1:-}" = tests ] && pkgs="$pkgs chromium chromium-driver fonts-noto-cjk gcc libc6-dev"
   local missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then

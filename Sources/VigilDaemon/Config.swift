@@ -56,6 +56,8 @@ public struct VigilConfig: Sendable {
         public var minSeverity: Severity = .info
         public var topic: String?
         public var qos = 1
+        /// Chat robots: the card's language (`zh` by default, or `en`).
+        public var language = "zh"
 
         /// Whether this sink takes an event of this route and severity.
         public func accepts(route: String, severity: Severity) -> Bool {
@@ -194,7 +196,7 @@ public enum ConfigLoader {
     static let brokerKeys = ["url", "client_id", "clean_session", "qos", "protocol", "keepalive", "username",
                              "password_file", "tls", "reconnect", "shared_group", "session_expiry", "blind_incident_after"]
     static let sinkKeys = ["name", "type", "path", "url", "secret_file", "timeout", "concurrency", "routes",
-                           "min_severity", "topic", "qos"]
+                           "min_severity", "topic", "qos", "language"]
 
     public static func load(path: String) -> (VigilConfig?, [Diagnostic]) {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -393,7 +395,7 @@ public enum ConfigLoader {
             for item in items {
                 guard let sm = ctx.mapping(item, "a sink", allowed: sinkKeys) else { continue }
                 guard let nn = sm.node("name"), let name = ctx.string(nn, "name") else { ctx.error(item, "a sink needs a name"); continue }
-                guard let tn = sm.node("type"), let type = ctx.string(tn, "type") else { ctx.error(item, "sink '\(name)' needs a type (log, file, webhook, mqtt)"); continue }
+                guard let tn = sm.node("type"), let type = ctx.string(tn, "type") else { ctx.error(item, "sink '\(name)' needs a type (log, file, webhook, mqtt, dingtalk, wecom, feishu)"); continue }
                 if !names.insert(name).inserted { ctx.error(nn, "sink name '\(name)' is used twice"); continue }
                 var sink = VigilConfig.Sink(name: name, type: type)
                 switch type {
@@ -401,11 +403,17 @@ public enum ConfigLoader {
                 case "file":
                     if let n = sm.node("path"), let p = ctx.string(n, "path") { sink.path = c.resolve(p) }
                     else { ctx.error(item, "file sink '\(name)' needs a path") }
-                case "webhook":
+                case "webhook", "dingtalk", "wecom", "feishu":
                     if let n = sm.node("url"), let u = ctx.string(n, "url") {
                         if u.hasPrefix("http://") || u.hasPrefix("https://") { sink.url = u }
-                        else { ctx.error(n, "webhook url '\(u)' must start with http:// or https://") }
-                    } else { ctx.error(item, "webhook sink '\(name)' needs a url") }
+                        else { ctx.error(n, "\(type) url '\(u)' must start with http:// or https://") }
+                    } else { ctx.error(item, "\(type) sink '\(name)' needs a url\(type == "webhook" ? "" : " (the group robot's webhook)")") }
+                    if type == "wecom", let n = sm.node("secret_file"), !YAMLContext.isNull(n) {
+                        ctx.error(n, "a WeCom group robot is not signed: its key is part of the url (…/webhook/send?key=…)")
+                    }
+                    if let n = sm.node("language"), let l = ctx.string(n, "language") {
+                        if l == "zh" || l == "en" { sink.language = l } else { ctx.error(n, "language must be zh or en, not '\(l)'") }
+                    }
                     if let n = sm.node("secret_file"), let p = ctx.optionalString(n, "secret_file") {
                         sink.secretFile = p
                         if let p { c.fileReferences.append(.init(key: "dispatch.sinks[\(name)].secret_file", spec: p, location: ctx.location(n))) }
@@ -414,7 +422,7 @@ public enum ConfigLoader {
                     sink.topic = "vigil/incidents/{route}/{severity}"
                     if let n = sm.node("topic"), let t = ctx.string(n, "topic") { sink.topic = t }
                 default:
-                    ctx.error(tn, "unknown sink type '\(type)' — use log, file, webhook or mqtt")
+                    ctx.error(tn, "unknown sink type '\(type)' — use log, file, webhook, mqtt, dingtalk, wecom or feishu")
                 }
                 if let n = sm.node("timeout"), let d = ctx.duration(n, "timeout") { sink.timeout = d }
                 if let n = sm.node("concurrency"), let v = ctx.int(n, "concurrency", min: 1) { sink.concurrency = v }

@@ -40,7 +40,7 @@ public struct Daemon {
                                     retry: RetryPolicy(initial: config.dispatch.retryInitial, max: config.dispatch.retryMax,
                                                        maxAge: config.dispatch.retryMaxAge),
                                     gauge: gauge, logger: logger,
-                                    onOutcomes: { metrics.recordDeliveries(sink: $0, delivered: $1, retried: $2, dead: $3) })
+                                    onOutcomes: { metrics.recordDeliveries(sink: $0, delivered: $1, retried: $2, dead: $3, latencies: $4) })
         let reload = StopFlag()
         let liveness = Liveness(status: status, dispatcher: dispatcher)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -48,13 +48,20 @@ public struct Daemon {
         for case let mqtt? in sinks.map(\.service) { services.append(.init(service: mqtt)) }
         services.append(.init(service: DispatchService(dispatcher: dispatcher, logger: logger)))
         services.append(.init(service: WatchdogService(liveness: liveness, logger: logger)))
-        if let endpoint = try makeEndpoint(liveness: liveness) {
-            try endpoint.bind()
-            services.append(.init(service: HTTPService(endpoint: endpoint)))
+        let acks = AckInbox()
+        if let listen = config.httpListen, let (host, port) = ConfigLoader.parseHostPort(listen) {
+            try DeskServer.checkBind(host: host, port: port)
+            let token = try Daemon.readSecret(config.httpTokenFile, what: "http.token_file", config: config)
+            if let token, token.count < 16 { throw DaemonError("http.token_file holds \(token.count) characters: use a token of at least 16") }
+            let desk = DeskServer(config: config, status: status, gauge: gauge, metrics: metrics, liveness: liveness, acks: acks, token: token,
+                                  rates: FeedRates(), absenceRules: Set(setup.ruleSet.rules.filter(\.isAbsence).map(\.name)), logger: logger)
+            services.append(.init(service: desk.application(host: host, port: port)))
+            logger.notice("http listening", metadata: ["listen": .string(listen), "paths": "/ /api/v1 /metrics /healthz"])
         }
         services.append(.init(service: ReloadService(reload: reload)))
         services.append(.init(service: IngestService(setup: setup, password: password, logger: logger, gauge: gauge,
-                                                     dispatcher: dispatcher, status: status, reload: reload, metrics: metrics)))
+                                                     dispatcher: dispatcher, status: status, reload: reload, metrics: metrics,
+                                                     acks: acks)))
         logger.notice("vigil starting", metadata: [
             "version": .string(VigilVersion.current), "config": .string(config.path ?? "(built-in defaults)"),
             "rules": .stringConvertible(setup.ruleSet.rules.count), "channels": .stringConvertible(setup.registry.count),
@@ -66,34 +73,6 @@ public struct Daemon {
         let group = ServiceGroup(configuration: groupConfig)
         try await group.run()
         logger.notice("vigil stopped")
-    }
-
-    /// `/metrics` and `/healthz` on `http.listen`, if it is set.
-    func makeEndpoint(liveness: Liveness) throws -> HTTPEndpoint? {
-        let config = setup.config
-        guard let listen = config.httpListen, let (host, port) = ConfigLoader.parseHostPort(listen) else { return nil }
-        let status = self.status, gauge = self.gauge, metrics = self.metrics
-        let sinkNames = config.dispatch.sinks.map(\.name)
-        let token = try Daemon.readSecret(config.httpTokenFile, what: "http.token_file", config: config)
-        if let token, token.isEmpty { throw DaemonError("http.token_file is empty: write a token of at least 16 characters") }
-        return HTTPEndpoint(host: host, port: port, logger: logger, stop: StopFlag(), token: token) { path in
-            switch path {
-            case "/metrics":
-                return (200, "text/plain; version=0.0.4; charset=utf-8",
-                        metrics.render(connected: status.connected, pending: gauge.perSink, sinks: sinkNames, openIncidents: status.openIncidents,
-                                       intakeHalted: status.values.withLock { $0.intakeHalted } != nil))
-            case "/healthz":
-                let (ok, reason) = liveness.health(now: Time.now())
-                var o = JSONObject()
-                o.appendUnique("status", .string(ok ? "ok" : "unavailable"))
-                if let reason { o.appendUnique("reason", .string(reason)) }
-                o.appendUnique("broker", .string(status.connected ? "connected" : "disconnected"))
-                o.appendUnique("queue_pending", .number(Double(gauge.pending)))
-                return (ok ? 200 : 503, "application/json", JSONWriter.encode(.object(o)) + "\n")
-            default:
-                return (404, "text/plain; charset=utf-8", "not found: try /metrics or /healthz\n")
-            }
-        }
     }
 
     static func makeSinks(_ config: VigilConfig, logger: Logger) throws -> [(sink: any Sink, service: (any Service)?)] {
@@ -112,6 +91,12 @@ public struct Daemon {
                 guard let url = s.url else { throw DaemonError("sink '\(s.name)': webhook needs a url") }
                 let secret = try readSecret(s.secretFile, what: "sink '\(s.name)' secret_file", config: config)
                 out.append((WebhookSink(name: s.name, url: url, secret: secret, timeout: s.timeout, concurrency: s.concurrency), nil))
+            case "dingtalk", "wecom", "feishu":
+                guard let url = s.url, let vendor = ChatSink.Vendor(rawValue: s.type) else { throw DaemonError("sink '\(s.name)': \(s.type) needs a url") }
+                let secret = try readSecret(s.secretFile, what: "sink '\(s.name)' secret_file", config: config)
+                out.append((ChatSink(name: s.name, vendor: vendor, url: url, secret: secret, timeout: s.timeout,
+                                     timeZone: TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!,
+                                     language: ChatCard.Language(rawValue: s.language) ?? .zh), nil))
             case "mqtt":
                 let b = config.broker
                 let password = try readSecret(b.passwordFile, what: "broker.password_file", config: config)

@@ -26,6 +26,8 @@ extension IngestLoop {
         var readings = 0
         var received = 0
         var byFeed = FeedTally()
+        var answers: [(CheckedContinuation<AckInbox.Answer, Never>, AckInbox.Answer)] = []
+        var deviceTimes: [Millis] = []
         for item in batch {
             switch item {
             case .message(let m):
@@ -41,6 +43,7 @@ extension IngestLoop {
                     readings += 1
                     byFeed.add(r.feed)
                     if at != arrival { entry.judgedAt = at }
+                    if let d = evaluator.deviceTime?.time(in: r.payload) { deviceTimes.append(d) }
                 case .dead(let d):
                     dead.append(d)
                     if case .success(let route) = evaluator.decoder.cachedRoute(topic: m.topic) { byFeed.add(route.feed) } else { byFeed.add("unknown") }
@@ -51,6 +54,15 @@ extension IngestLoop {
                 evaluator.mark(mark, arrival: arrival, into: &events)
                 journal.append(StateStore.JournalEntry(receivedAt: arrival, kind: mark == .lost ? .lost : .connected))
                 if mark == .connected { events += outage.connected(at: arrival) }
+            case .ack(let ack, let answer):
+                switch evaluator.acknowledge(ack, arrival: arrival, into: &events) {
+                case .acknowledged:
+                    // An input like a reading: recovery and replay apply it again.
+                    journal.append(JournalEntry.acknowledgement(ack, at: arrival))
+                    answers.append((answer, .acknowledged))
+                case .already: answers.append((answer, .already))
+                case .notOpen: answers.append((answer, .notOpen))
+                }
             }
         }
         let suppressedBefore = evaluator.engine.suppressedOpenings
@@ -69,12 +81,17 @@ extension IngestLoop {
         let state: [(name: String, value: [UInt8]?)] = outageChanged ? [(BrokerOutage.stateName, outage.saved)] : []
         let counts = BatchCounts(received: received, byFeed: byFeed.counts, readings: readings,
                                  suppressed: evaluator.engine.suppressedOpenings - suppressedBefore, started: started,
-                                 openIncidents: events.isEmpty ? nil : evaluator.engine.openIncidents)
+                                 openIncidents: events.isEmpty ? nil : evaluator.engine.openIncidents, deviceTimes: deviceTimes)
         if !journal.isEmpty || !events.isEmpty || !dead.isEmpty || checkpoint != nil || !state.isEmpty {
-            commit(PendingCommit(journal: journal, events: events, dead: dead, checkpoint: checkpoint, state: state, at: arrival, counts: counts))
+            if !commit(PendingCommit(journal: journal, events: events, dead: dead, checkpoint: checkpoint, state: state, at: arrival,
+                                     counts: counts)) {
+                for (c, _) in answers { c.resume(returning: .unavailable("the state database cannot take commits now; it is applied once it can")) }
+                answers.removeAll()
+            }
         } else {
             record(counts, events: [], dead: [])
         }
+        for (c, a) in answers { c.resume(returning: a) }
         status.values.withLock { s in
             s.backpressured = backpressured
             s.lastLoopAt = wall
@@ -89,6 +106,8 @@ extension IngestLoop {
         var suppressed: Int
         var started: UInt64
         var openIncidents: Int?
+        /// Device times of the batch's readings, for the reading-lag histogram.
+        var deviceTimes: [Millis] = []
     }
 
     func record(_ c: BatchCounts, events: [IncidentEvent], dead: [DeadLetter]) {
@@ -124,8 +143,12 @@ extension IngestLoop {
     @discardableResult
     func commit(_ c: PendingCommit) -> Bool {
         do {
+            let began = Time.monotonicNanos()
             let added = try store.commit(journal: c.journal, events: c.events, deadLetters: c.dead, checkpoint: c.checkpoint,
                                          state: c.state, now: c.at)
+            let wall = Time.now()
+            metrics.recordCommit(seconds: Double(Time.monotonicNanos() - began) / 1e9,
+                                 readingLags: c.counts.deviceTimes.map { Double(max(0, wall - $0)) / 1000 })
             gauge.add(added)
             if !c.events.isEmpty { dispatcher.ring() }
             record(c.counts, events: c.events, dead: c.dead)

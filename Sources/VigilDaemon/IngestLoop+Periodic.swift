@@ -35,6 +35,15 @@ extension IngestLoop {
                 logger.warning("journal trim failed", metadata: ["error": .string("\(error)")])
             }
         }
+        if held == nil, now - lastHistoryTrim >= 3_600_000 {
+            lastHistoryTrim = now
+            do {
+                let n = try IncidentHistory.trim(in: store.db, before: now - config.history)
+                if n > 0 { logger.debug("incident history trimmed", metadata: ["incidents": .stringConvertible(n)]) }
+            } catch {
+                logger.warning("incident history trim failed", metadata: ["error": .string("\(error)")])
+            }
+        }
         if let n = deadLetterLog.flush(now: now) {
             logger.warning("dead letters suppressed", metadata: ["suppressed": .stringConvertible(n)])
         }
@@ -63,7 +72,8 @@ extension IngestLoop {
             "lag": .string(String(format: "%.3f", lag)),
         ]
         // How far a backlog (or an outage) holds the rule clock behind the wall clock.
-        let behind = evaluator.engine.started ? max(0, now - evaluator.engine.now) : 0
+        let held = evaluator.timeline.held || evaluator.timeline.blind
+        let behind = held && evaluator.engine.started ? max(0, now - evaluator.engine.now) : 0
         if behind >= 1000 { meta["clock_behind"] = .string(Units.formatDuration(behind)) }
         if held != nil { meta["intake"] = "halted" }
         logger.info("stats", metadata: meta)

@@ -41,13 +41,17 @@ final class IngestLoop {
     var lastCheckpoint: Millis = 0
     static let checkpointInterval: Millis = 2000
     var lastTrim: Millis = 0
+    var lastHistoryTrim: Millis = 0
     var redelivery: RedeliveryFilter?
 
     /// What arrived since the last batch, in order: messages and broker marks.
     enum Incoming {
         case message(MosquittoClient.Message)
         case mark(BrokerMark)
+        /// A person's acknowledgement from the API, answered once it is committed.
+        case ack(Acknowledgement, CheckedContinuation<AckInbox.Answer, Never>)
     }
+    let acks: AckInbox
     var incoming: [Incoming] = []
     /// Between an accepted CONNACK and the loss of that connection.
     var connected = false
@@ -63,7 +67,8 @@ final class IngestLoop {
     var journalLimit: Int64 = .max
 
     init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
-         reload: StopFlag, metrics: Metrics) {
+         reload: StopFlag, metrics: Metrics, acks: AckInbox) {
+        self.acks = acks
         self.reload = reload
         self.metrics = metrics
         self.setup = setup
@@ -109,6 +114,7 @@ final class IngestLoop {
             while !stop.isSet { usleep(50_000) }
         }
         loop()
+        for p in acks.take() { p.answer.resume(returning: .unavailable("vigil is stopping")) }
         if let fatal { throw fatal }
         // Stopping: the connection ends here (a broker mark), what is in hand
         // is committed with a checkpoint, then the PUBACKs may go — unless a
@@ -178,7 +184,8 @@ final class IngestLoop {
                     firstAttempt = false
                 }
                 if client.socket < 0 {
-                    // Blind: the clock stands still; only the outage incident and checkpoints move.
+                    // Blind: the clock stands still; only the outage incident, acknowledgements and checkpoints move.
+                    takeAcknowledgements()
                     processBatch(now: Time.now())
                     let wait = max(1, min(nextAttempt - Time.now(), 200))
                     usleep(UInt32(wait) * 1000)
@@ -193,7 +200,7 @@ final class IngestLoop {
             // full stops reading until the queue drains.
             backpressured = full && (config.dispatch.overflow == .block || heldBySevereEvents)
             let timeout = Int32(max(0, min(sleepBudget(now), 1000)))
-            let ready = client.wait(read: !backpressured, timeoutMs: timeout)
+            let ready = client.wait(read: !backpressured, timeoutMs: timeout, wake: acks.wakeFD)
             var rc: Int32 = 0
             if ready.readable && !backpressured {
                 rc = client.readAvailable(maxMessages: 4096, maxBytes: 1 << 20)
@@ -202,6 +209,7 @@ final class IngestLoop {
             let lost = handleClientEvents()
             for m in client.takeMessages() { incoming.append(.message(m)) }
             if lost { connectionLost(Time.now()) }
+            takeAcknowledgements()
             processBatch(now: Time.now())
             // Not one byte goes out while a batch is held: its PUBACKs wait in libmosquitto's queue.
             if held != nil { continue }
@@ -220,6 +228,10 @@ final class IngestLoop {
             if lostLater || (rc != 0 && client.socket < 0) { connectionLost(Time.now()) }
             periodic(Time.now())
         }
+    }
+
+    func takeAcknowledgements() {
+        for p in acks.take() { incoming.append(.ack(p.ack, p.answer)) }
     }
 
     /// The connection is gone: a `lost` mark (once per connection), and the outage clock starts.

@@ -1,5 +1,8 @@
+import Foundation
 import Synchronization
 import VigilCore
+import VigilIngest
+import VigilStore
 
 /// The daemon's counters and gauges, rendered in the Prometheus text format.
 public final class Metrics: Sendable {
@@ -14,6 +17,12 @@ public final class Metrics: Sendable {
         var reloads: [String: Int] = [:]
         var shed = 0
         var intakeHalts = 0
+        /// State commits (journal, events, checkpoint): how long each took.
+        var commitSeconds = Histogram(bounds: Histogram.latency)
+        /// From a reading's device time (when it carries one) to its commit.
+        var readingLagSeconds = Histogram(bounds: Histogram.lag)
+        /// From an event's commit to its delivery, per sink.
+        var deliverySeconds: [String: Histogram] = [:]
     }
     let values = Mutex(Values())
 
@@ -30,8 +39,20 @@ public final class Metrics: Sendable {
         }
     }
 
-    public func recordDeliveries(sink: String, delivered: Int, retried: Int, dead: Int) {
+    func recordCommit(seconds: Double, readingLags: [Double]) {
         values.withLock { v in
+            v.commitSeconds.observe(seconds)
+            for l in readingLags { v.readingLagSeconds.observe(l) }
+        }
+    }
+
+    public func recordDeliveries(sink: String, delivered: Int, retried: Int, dead: Int, latencies: [Double] = []) {
+        values.withLock { v in
+            if !latencies.isEmpty {
+                var h = v.deliverySeconds[sink] ?? Histogram(bounds: Histogram.latency)
+                for l in latencies { h.observe(l) }
+                v.deliverySeconds[sink] = h
+            }
             if delivered > 0 { v.deliveries[sink + "\u{0}delivered", default: 0] += delivered }
             if retried > 0 { v.deliveries[sink + "\u{0}retried", default: 0] += retried }
             if dead > 0 { v.deliveries[sink + "\u{0}dead", default: 0] += dead }
@@ -45,7 +66,32 @@ public final class Metrics: Sendable {
     func recordReload(_ outcome: String) { values.withLock { $0.reloads[outcome, default: 0] += 1 } }
 
     /// The exposition: HELP and TYPE lines, then samples, families in a fixed order.
+    /// What the exposition needs beyond the counters: read from the daemon's state when scraped.
+    public struct Snapshot: Sendable {
+        public var connected: Bool
+        public var pending: [String: Int]
+        public var sinks: [String]
+        public var openIncidents: Int
+        public var intakeHalted = false
+        /// Open incidents per severity name.
+        public var openBySeverity: [String: Int] = [:]
+        /// Age of the oldest undelivered event per sink, in seconds.
+        public var oldestPendingSeconds: [String: Double] = [:]
+
+        public init(connected: Bool, pending: [String: Int], sinks: [String], openIncidents: Int) {
+            self.connected = connected; self.pending = pending; self.sinks = sinks; self.openIncidents = openIncidents
+        }
+    }
+
     public func render(connected: Bool, pending: [String: Int], sinks: [String], openIncidents: Int, intakeHalted: Bool = false) -> String {
+        var s = Snapshot(connected: connected, pending: pending, sinks: sinks, openIncidents: openIncidents)
+        s.intakeHalted = intakeHalted
+        return render(s)
+    }
+
+    public func render(_ snap: Snapshot) -> String {
+        let connected = snap.connected, pending = snap.pending, sinks = snap.sinks, openIncidents = snap.openIncidents
+        let intakeHalted = snap.intakeHalted
         let v = values.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
@@ -54,6 +100,20 @@ public final class Metrics: Sendable {
         }
         func label(_ pairs: [(String, String)]) -> String {
             "{" + pairs.map { "\($0.0)=\"\(Metrics.escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        func histogram(_ name: String, _ help: String, _ series: [([(String, String)], Histogram)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+            for (pairs, h) in series {
+                var cumulative = 0
+                for (i, bound) in h.bounds.enumerated() {
+                    cumulative += h.counts[i]
+                    out += name + "_bucket" + label(pairs + [("le", Metrics.number(bound))]) + " \(cumulative)\n"
+                }
+                out += name + "_bucket" + label(pairs + [("le", "+Inf")]) + " \(h.count)\n"
+                let l = pairs.isEmpty ? "" : label(pairs)
+                out += name + "_sum" + l + " " + Metrics.number(h.sum) + "\n"
+                out += name + "_count" + l + " \(h.count)\n"
+            }
         }
         family("vigil_messages_received_total", "counter", "Messages received from the broker, by feed (\"unknown\" when no subscription matched).",
                v.receivedByFeed.sorted { $0.key < $1.key }.map { (label([("feed", $0.key)]), Double($0.value)) })
@@ -80,10 +140,31 @@ public final class Metrics: Sendable {
         family("vigil_intake_halted", "gauge", "1 while intake is stopped because the state database cannot take commits (a full disk).",
                [("", intakeHalted ? 1 : 0)])
         family("vigil_intake_halts_total", "counter", "Times intake stopped because a state commit failed.", [("", Double(v.intakeHalts))])
+        family("vigil_open_incidents_by_severity", "gauge", "Incidents open now, by severity.",
+               Severity.allCases.reversed().map { (label([("severity", $0.name)]), Double(snap.openBySeverity[$0.name] ?? 0)) })
+        family("vigil_oldest_pending_seconds", "gauge", "Age of the oldest event not yet delivered, by sink (0 when none waits).",
+               sinks.map { (label([("sink", $0)]), snap.oldestPendingSeconds[$0] ?? 0) })
+        histogram("vigil_commit_seconds", "Time to commit one batch (journal, events, checkpoint) to the state database.",
+                  [([], v.commitSeconds)])
+        histogram("vigil_reading_lag_seconds", "From a reading's device time (its payload's ts) to the commit that took it.",
+                  [([], v.readingLagSeconds)])
+        histogram("vigil_delivery_seconds", "From an event's commit to its delivery, by sink.",
+                  sinks.map { ([("sink", $0)], v.deliverySeconds[$0] ?? Histogram(bounds: Histogram.latency)) })
+        family("vigil_build_info", "gauge", "Always 1; the labels say which build runs.",
+               [(label([("version", VigilVersion.current), ("libmosquitto", Metrics.mosquittoVersion), ("sqlite", Metrics.sqliteVersion)]), 1)])
+        let process = ProcessStats.read()
+        family("process_resident_memory_bytes", "gauge", "Resident memory of the daemon.", [("", process.residentBytes)])
+        family("process_open_fds", "gauge", "Open file descriptors.", [("", process.openFDs)])
+        family("process_cpu_seconds_total", "counter", "CPU time the daemon used, user and system.", [("", process.cpuSeconds)])
+        family("process_start_time_seconds", "gauge", "When the daemon started, in seconds since the epoch.", [("", Metrics.startTime)])
         family("vigil_reloads_total", "counter", "Reloads on SIGHUP, by outcome.",
                ["applied", "rejected"].map { (label([("outcome", $0)]), Double(v.reloads[$0] ?? 0)) })
         return out
     }
+
+    static let startTime = Double(Time.now()) / 1000
+    static let mosquittoVersion = MosquittoClient.libraryVersion
+    static let sqliteVersion = Database.libraryVersion
 
     static func number(_ d: Double) -> String {
         if d == d.rounded() && abs(d) < 1e15 { return String(Int64(d)) }
@@ -92,5 +173,52 @@ public final class Metrics: Sendable {
 
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+/// A Prometheus histogram: fixed upper bounds, counts per bucket, sum and count.
+struct Histogram: Sendable {
+    /// Seconds, from 0.5 ms to 10 s: commits and deliveries.
+    static let latency: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    /// Seconds, from 10 ms to a day: how late readings are.
+    static let lag: [Double] = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600, 86_400]
+
+    let bounds: [Double]
+    var counts: [Int]
+    var sum = 0.0
+    var count = 0
+
+    init(bounds: [Double]) {
+        self.bounds = bounds
+        counts = Array(repeating: 0, count: bounds.count)
+    }
+
+    mutating func observe(_ x: Double) {
+        sum += x
+        count += 1
+        if let i = bounds.firstIndex(where: { x <= $0 }) { counts[i] += 1 }
+    }
+}
+
+/// The daemon's own resource use, from /proc.
+struct ProcessStats {
+    var residentBytes = 0.0
+    var openFDs = 0.0
+    var cpuSeconds = 0.0
+
+    static func read() -> ProcessStats {
+        var s = ProcessStats()
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+           let kib = Double(line.split(separator: " ").dropFirst().first ?? "") {
+            s.residentBytes = kib * 1024
+        }
+        s.openFDs = Double((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.count ?? 0)
+        var usage = rusage()
+        if getrusage(Int32(RUSAGE_SELF.rawValue), &usage) == 0 {
+            s.cpuSeconds = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+                + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        }
+        return s
     }
 }

@@ -20,6 +20,7 @@ struct IngestService: Service, CustomStringConvertible {
     let status: IngestStatus
     let reload: StopFlag
     let metrics: Metrics
+    let acks: AckInbox
     let stop = StopFlag()
 
     var description: String { "ingest(\(setup.config.broker.url))" }
@@ -29,11 +30,12 @@ struct IngestService: Service, CustomStringConvertible {
         try await withTaskCancellationOrGracefulShutdownHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
                 let setup = setup, password = password, logger = logger, gauge = gauge
-                let dispatcher = dispatcher, status = status, reload = reload, metrics = metrics
+                let dispatcher = dispatcher, status = status, reload = reload, metrics = metrics, acks = acks
                 let thread = Thread {
                     do {
                         let loop = IngestLoop(setup: setup, password: password, logger: logger, gauge: gauge,
-                                              dispatcher: dispatcher, status: status, stop: stop, reload: reload, metrics: metrics)
+                                              dispatcher: dispatcher, status: status, stop: stop, reload: reload, metrics: metrics,
+                                              acks: acks)
                         try loop.run()
                         c.resume()
                     } catch {
@@ -98,21 +100,6 @@ struct MQTTSinkService: Service, CustomStringConvertible {
             await sink.run()
         } onCancelOrGracefulShutdown: {
             sink.shutdown()
-        }
-    }
-}
-
-/// `/metrics` and `/healthz`, bound before the services start; served until shutdown.
-struct HTTPService: Service, CustomStringConvertible {
-    let endpoint: HTTPEndpoint
-    var description: String { "http(\(endpoint.host):\(endpoint.port))" }
-
-    func run() async throws {
-        let endpoint = endpoint
-        await withTaskCancellationOrGracefulShutdownHandler {
-            await endpoint.serve()
-        } onCancelOrGracefulShutdown: {
-            endpoint.stop.set()
         }
     }
 }

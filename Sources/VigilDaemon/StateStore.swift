@@ -18,10 +18,12 @@ final class StateStore {
     let trimDeadLetters: Statement
     let sinks: [EventQueue.SinkRoute]
     var deadLettersSinceTrim = 0
+    var historyStatements: IncidentHistory.Statements?
     static let maxDeadLetters = 10_000
 
     /// Tables a state database may hold; a file with others is not vigil's.
-    static let tables: Set<String> = ["events", "deliveries", "dead_letters", "journal", "checkpoint", "daemon_state"]
+    static let tables: Set<String> = ["events", "deliveries", "dead_letters", "journal", "checkpoint", "daemon_state",
+                                      "incidents", "incident_events"]
     /// The state schema this build writes (`PRAGMA user_version`).
     static let schemaVersion: Int64 = 1
 
@@ -62,6 +64,7 @@ final class StateStore {
                 name TEXT PRIMARY KEY,
                 value BLOB NOT NULL);
             """)
+        try db.execute(IncidentHistory.schema)
         // Journal rows are messages, broker marks and acknowledgements (`kind`);
         // `judged_at` is the clock time a late reading was judged at.
         var columns = Set<String>()
@@ -115,6 +118,7 @@ final class StateStore {
                 try trimDeadLetters.run(.int(Int64(StateStore.maxDeadLetters)))
                 deadLettersSinceTrim = 0
             }
+            try IncidentHistory.record(events, in: db, statements: &historyStatements)
             return try queue.enqueue(events, sinks: sinks, now: now)
         }
         // Counted once the transaction commits (a failed one is retried).

@@ -13,13 +13,13 @@ public final class Dispatcher: Sendable {
     public let bells: [String: Doorbell]
     let logger: Logger
     let batchSize: Int
-    /// Called after each batch with (sink, delivered, retried, dead).
-    let onOutcomes: @Sendable (String, Int, Int, Int) -> Void
+    /// Called after each batch with (sink, delivered, retried, dead, seconds from commit to delivery of each delivered event).
+    let onOutcomes: @Sendable (String, Int, Int, Int, [Double]) -> Void
     /// The last time any worker turned its loop (ms): the watchdog's sign of life.
     public let heartbeat = Atomic<Int64>(0)
 
     public init(databasePath: String, sinks: [any Sink], retry: RetryPolicy, gauge: PendingGauge, logger: Logger, batchSize: Int = 256,
-                onOutcomes: @escaping @Sendable (String, Int, Int, Int) -> Void = { _, _, _, _ in }) {
+                onOutcomes: @escaping @Sendable (String, Int, Int, Int, [Double]) -> Void = { _, _, _, _, _ in }) {
         self.onOutcomes = onOutcomes
         self.databasePath = databasePath
         self.sinks = sinks
@@ -151,7 +151,7 @@ public final class Dispatcher: Sendable {
                 logger.warning("delivery failures suppressed", metadata: ["sink": .string(sink.name), "suppressed": .stringConvertible(n)])
             }
             gauge.subtract(sink.name, finished)
-            onOutcomes(sink.name, finished - died, retried, died)
+            onOutcomes(sink.name, finished - died, retried, died, delivered.map { Double(max(0, done - $0.createdAt)) / 1000 })
         }
     }
 

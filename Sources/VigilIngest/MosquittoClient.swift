@@ -287,17 +287,18 @@ public final class MosquittoClient {
     public var pendingMessageCount: Int { inbox.count }
 
     /// Waits until the socket is readable or writable (as wanted) or the timeout passes.
-    public func wait(read: Bool, timeoutMs: Int32) -> (readable: Bool, writable: Bool) {
+    /// `wake`: another descriptor that ends the wait when readable (the owner's inbox).
+    public func wait(read: Bool, timeoutMs: Int32, wake: Int32 = -1) -> (readable: Bool, writable: Bool) {
         let fd = socket
         guard fd >= 0 else { usleep(UInt32(max(0, timeoutMs)) * 1000); return (false, false) }
         if read && hasBufferedBytes { return (true, wantsWrite) }
         var ev: Int16 = 0
         if read { ev |= Int16(POLLIN) }
         if wantsWrite { ev |= Int16(POLLOUT) }
-        var p = pollfd(fd: fd, events: ev, revents: 0)
-        let n = poll(&p, 1, timeoutMs)
+        var p = [pollfd(fd: fd, events: ev, revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        let n = poll(&p, wake >= 0 ? 2 : 1, timeoutMs)
         if n <= 0 { return (false, false) }
-        let hup = p.revents & Int16(POLLHUP | POLLERR) != 0
-        return (p.revents & Int16(POLLIN) != 0 || hup, p.revents & Int16(POLLOUT) != 0)
+        let hup = p[0].revents & Int16(POLLHUP | POLLERR) != 0
+        return (p[0].revents & Int16(POLLIN) != 0 || hup, p[0].revents & Int16(POLLOUT) != 0)
     }
 }

@@ -7,7 +7,8 @@ struct Vigil: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Watches the safety sensors of residential communities and dispatches incidents.",
-        subcommands: [Run.self, Check.self, Test.self, Replay.self, Simulate.self, Queue.self, Journal.self, BacktestCommand.self,
+        subcommands: [Run.self, Check.self, Test.self, Replay.self, Simulate.self, Queue.self, Incidents.self, Ack.self, Journal.self,
+                      BacktestCommand.self,
                       Version.self])
 
     /// Exit codes: 0 success, 1 a failed check, 2 bad usage (argument-parser's

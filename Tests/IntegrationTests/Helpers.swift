@@ -77,7 +77,7 @@ func httpGet(port: Int, path: String, token: String? = nil) throws -> (Int, Stri
     guard let fd = connectLoopback(port) else { throw TestFailure("connect 127.0.0.1:\(port)") }
     defer { close(fd) }
     let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
-    let req = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(auth)\r\n".utf8)
+    let req = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\(auth)\r\n".utf8)
     _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
     var data: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 65536)

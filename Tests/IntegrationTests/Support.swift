@@ -336,3 +336,11 @@ func bindLoopback(_ fd: Int32) -> Int? {
     }
     return ok ? Int(UInt16(bigEndian: addr.sin_port)) : nil
 }
+
+extension Record {
+    /// One line of a recording, or nil.
+    static func parse(line: String) -> Record? {
+        var s = line
+        return s.withUTF8 { try? Record.parse(line: $0, maxDepth: 64).get() }
+    }
+}

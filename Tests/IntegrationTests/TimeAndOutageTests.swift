@@ -156,7 +156,8 @@ import VigilStore
     /// The journal, exported as recorded messages and replayed, gives exactly the events the daemon delivered.
     func expectReplayAgrees(dir: String, config: String, live: [IncidentEvent]) throws {
         let recording = dir + "/journal.jsonl"
-        try journalRecording(dir + "/state/vigil.db").write(toFile: recording, atomically: true, encoding: .utf8)
+        let (exported, _, exportErr) = try runVigil(["journal", "export", "--config", config, "--output", recording])
+        #expect(exported == 0, "\(exportErr)")
         let (status, out, err) = try runVigil(["replay", "--config", config, "--input", recording])
         #expect(status == 0, "\(err)")
         let replayed = out.split(separator: "\n").map(String.init)
@@ -199,24 +200,6 @@ import VigilStore
 func journalMessages(_ path: String) throws -> Int {
     let db = try Database(path: path, readOnly: true)
     return Int(try db.prepare("SELECT count(*) FROM journal WHERE kind = 0").scalarInt() ?? 0)
-}
-
-/// The journal as recorded messages (SPEC §5): messages, broker marks and acknowledgements.
-func journalRecording(_ path: String) throws -> String {
-    let db = try Database(path: path, readOnly: true)
-    var out = ""
-    try db.prepare("SELECT received_at, kind, topic, payload FROM journal ORDER BY seq").query([]) { r in
-        switch r.int(1) {
-        case 0:
-            out += #"{"ts":\#(r.int(0)),"topic":\#(JSONWriter.encode(.string(r.text(2)))),"payload_base64":"\#(Base64.encode(r.blob(3)))"}"# + "\n"
-        case 1: out += #"{"ts":\#(r.int(0)),"broker":"lost"}"# + "\n"
-        case 2: out += #"{"ts":\#(r.int(0)),"broker":"connected"}"# + "\n"
-        default:
-            let ack = String(decoding: r.blob(3), as: UTF8.self)
-            out += #"{"ts":\#(r.int(0)),"#  + ack.dropFirst() + "\n"
-        }
-    }
-    return out
 }
 
 /// The channels of the shipped registry.
