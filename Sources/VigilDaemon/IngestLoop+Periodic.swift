@@ -72,8 +72,8 @@ extension IngestLoop {
             "lag": .string(String(format: "%.3f", lag)),
         ]
         // How far a backlog (or an outage) holds the rule clock behind the wall clock.
-        let held = evaluator.timeline.held || evaluator.timeline.blind
-        let behind = held && evaluator.engine.started ? max(0, now - evaluator.engine.now) : 0
+        let clockHeld = evaluator.timeline.held || evaluator.timeline.blind
+        let behind = clockHeld && evaluator.engine.started ? max(0, now - evaluator.engine.now) : 0
         if behind >= 1000 { meta["clock_behind"] = .string(Units.formatDuration(behind)) }
         if held != nil { meta["intake"] = "halted" }
         logger.info("stats", metadata: meta)

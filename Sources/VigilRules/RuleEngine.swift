@@ -25,6 +25,8 @@ public struct RuleEngine: Sendable {
     var heap = TimerHeap()
     var absence: [AbsenceTracker]
     var absenceRules: [Int] = []
+    /// `absent_for` of each rule in `absenceRules`, in the same order.
+    var absenceDurations: [Millis] = []
     var rulesByFeed: [String: [Int]] = [:]
     var wildcardRules: [Int] = []
     var inhibitsByTarget: [[Int]]
@@ -65,7 +67,10 @@ public struct RuleEngine: Sendable {
         var feeds = Set<String>()
         for (r, rule) in ruleSet.rules.enumerated() {
             if let f = rule.feeds { feeds.formUnion(f) } else { wildcardRules.append(r) }
-            if rule.isAbsence { absenceRules.append(r) }
+            if case .absence(let d) = rule.kind {
+                absenceRules.append(r)
+                absenceDurations.append(d)
+            }
         }
         for ch in registry.channels { feeds.insert(ch.feed) }
         for f in feeds { rulesByFeed[f] = RuleEngine.rules(for: f, ruleSet.rules) }
@@ -121,7 +126,7 @@ public struct RuleEngine: Sendable {
     public mutating func advance(to t: Millis, into out: inout [IncidentEvent]) {
         if !started { start(at: t) }
         if blindSince != nil { return }
-        while let next = nextTimer(), next.due <= t {
+        while t >= timersLowerBound(), let next = nextTimer(), next.due <= t {
             if next.absence {
                 fireAbsence(next.rule, at: next.due, &out)
             } else {
@@ -130,7 +135,7 @@ public struct RuleEngine: Sendable {
             }
         }
         if t > now { now = t }
-        foldBlindTime()
+        if !blindAhead.isEmpty { foldBlindTime() }
     }
 
     /// The next instant a timer is due, if any (the daemon sleeps until then).
@@ -165,14 +170,31 @@ public struct RuleEngine: Sendable {
         var best: (due: Millis, rule: Int, key: String, absence: Bool)?
         if let top = heap.top { best = (top.due, top.rule, top.key, false) }
         if blindSince != nil { return best }  // silence does not count while blind
-        for r in absenceRules {
-            let tr = absence[r]
-            guard tr.head >= 0, case .absence(let d) = rules[r].kind else { continue }
-            let cand = TimerEntry(due: clockTime(connected: tr.seenConnected[tr.head] + d), rule: r, key: tr.keyText[tr.head])
-            if let b = best, !(cand < TimerEntry(due: b.due, rule: b.rule, key: b.key)) { continue }
-            best = (cand.due, cand.rule, cand.key, true)
+        for (i, r) in absenceRules.enumerated() {
+            // Fields, not a copy of the tracker: this runs for every reading.
+            let head = absence[r].head
+            guard head >= 0 else { continue }
+            let due = clockTime(connected: absence[r].seenConnected[head] + absenceDurations[i])
+            if let b = best {
+                if due > b.due || (due == b.due && (r > b.rule || (r == b.rule && !absence[r].keyText[head].utf8.lexicographicallyPrecedes(b.key.utf8)))) {
+                    continue
+                }
+            }
+            best = (due, r, absence[r].keyText[head], true)
         }
         return best
+    }
+
+    /// No timer is due before this (a stale heap entry only makes it earlier):
+    /// a reading before it needs no search for timers.
+    func timersLowerBound() -> Millis {
+        var bound = heap.top?.due ?? .max
+        if blindSince != nil { return bound }
+        for (i, r) in absenceRules.enumerated() {
+            let head = absence[r].head
+            if head >= 0 { bound = min(bound, clockTime(connected: absence[r].seenConnected[head] + absenceDurations[i])) }
+        }
+        return bound
     }
 
     // MARK: - Blind time
