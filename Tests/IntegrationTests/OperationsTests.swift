@@ -43,6 +43,73 @@ import Testing
         }
     }
 
+    /// Under journald an incident line takes the priority of its severity, so
+    /// `journalctl -p warning` shows fire alarms (critical) and forced gates (major).
+    @Test func incidentLinesTakeThePriorityOfTheirSeverity() throws {
+        let broker = try TestBroker()
+        let dir = try makeWorkDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = prefix()
+        let config = try writeConfig(dir: dir, broker: broker, prefix: p, rules: repoRoot + "/config/rules.d/*.yaml")
+        let vigil = try VigilProcess(config: config, workDir: dir, environment: ["JOURNAL_STREAM": "8:12345"])
+        try vigil.waitForLog("subscriptions active")
+        try broker.publish(topic: "\(p)/estate/C001/fire_alarm/fa-0001/event", payload: #"{"event":"alarm","zone":"Z1"}"#)
+        try broker.publish(topic: "\(p)/estate/C005/smart_gate/sg-0005/event", payload: #"{"event":"door_forced"}"#)
+        try broker.publish(topic: "\(p)/estate/C001/charging_pile/cp-0001/status", payload: #"{"status":"offline"}"#)
+        try vigil.waitForLog("rule=device_offline")
+        try vigil.waitForLog("rule=gate_forced_open")
+        try vigil.waitForLog("rule=fire_alarm_active")
+        #expect(vigil.stop().0 == 0)
+        func priority(_ rule: String) -> String? {
+            vigil.log.split(separator: "\n").first { $0.contains("msg=\"incident opened\"") && $0.contains("rule=\(rule) ") }.map { String($0.prefix(3)) }
+        }
+        #expect(priority("fire_alarm_active") == "<2>")    // critical
+        #expect(priority("gate_forced_open") == "<4>")     // major
+        #expect(priority("device_offline") == "<5>")       // minor
+    }
+
+    /// `systemctl reload vigil` runs the unit's ExecReload lines in order: a rejected
+    /// rule set fails the first (vigil check), so the daemon is never signalled.
+    @Test func theUnitsReloadChecksBeforeItSignals() throws {
+        let unit = try String(contentsOfFile: repoRoot + "/systemd/vigil.service", encoding: .utf8)
+        let reload = unit.split(separator: "\n").filter { $0.hasPrefix("ExecReload=") }.map { String($0.dropFirst("ExecReload=".count)) }
+        #expect(reload.count == 2 && reload[0].hasPrefix("/usr/bin/vigil check --config /etc/vigil/vigil.yaml")
+                && reload[1] == "/bin/kill -HUP $MAINPID", "\(reload)")
+        let broker = try TestBroker()
+        let dir = try makeWorkDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/rules", withIntermediateDirectories: true)
+        try "rules:\n  - { name: a, feed: fire_alarm, when: event == \"alarm\" }\n".write(toFile: dir + "/rules/r.yaml", atomically: true, encoding: .utf8)
+        let config = try writeConfig(dir: dir, broker: broker, prefix: prefix(), rules: dir + "/rules/*.yaml")
+        let vigil = try VigilProcess(config: config, workDir: dir)
+        try vigil.waitForLog("subscriptions active")
+        /// What systemd does: each line in turn, stopping at the first that fails.
+        func systemctlReload() throws -> Bool {
+            for line in reload {
+                let command = line.replacingOccurrences(of: "/usr/bin/vigil", with: vigilBinary())
+                    .replacingOccurrences(of: "/etc/vigil/vigil.yaml", with: config)
+                    .replacingOccurrences(of: "$MAINPID", with: String(vigil.process.processIdentifier))
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/bin/sh")
+                p.arguments = ["-c", command]
+                p.standardOutput = FileHandle.nullDevice
+                p.standardError = FileHandle.nullDevice
+                try p.run()
+                p.waitUntilExit()
+                if p.terminationStatus != 0 { return false }
+            }
+            return true
+        }
+        try "rules:\n  - { name: a, feed: fire_alarm, when: event == }\n".write(toFile: dir + "/rules/r.yaml", atomically: true, encoding: .utf8)
+        #expect(try systemctlReload() == false)
+        usleep(500_000)
+        #expect(!vigil.log.contains("RELOADING") && !vigil.log.contains("reload rejected"), "the daemon was signalled")
+        try "rules:\n  - { name: b, feed: fire_alarm, when: event == \"alarm\" }\n".write(toFile: dir + "/rules/r.yaml", atomically: true, encoding: .utf8)
+        #expect(try systemctlReload())
+        try vigil.waitForLog("msg=reloaded")
+        #expect(vigil.stop().0 == 0)
+    }
+
     @Test func aWedgedStageStopsTheWatchdog() throws {
         let (broker, dir, notify, vigil) = try notifiedDaemon(["VIGIL_TEST_WEDGE": "ingest"])
         defer { try? FileManager.default.removeItem(atPath: dir) }
