@@ -31,16 +31,15 @@ let package = Package(
         ),
 
         // Buffered reads of the broker socket for libmosquitto (why: in its header).
-        .target(name: "CSocketReadBuffer"),
 
         // Values every stage shares: JSON, time, durations, channels, readings, incident events.
         .target(name: "VigilCore", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Rule files → compiled rules, and the engine: a pure state machine over readings and time.
-        .target(name: "VigilRules", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")]),
+        .target(name: "VigilRules", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
         // The one place that speaks SQLite.
         .target(name: "VigilStore", dependencies: ["CSQLite"]),
         // Broker connection, topic patterns, payload decoding, dead letters.
-        .target(name: "VigilIngest", dependencies: ["VigilCore", "CMosquitto", "CSocketReadBuffer"]),
+        .target(name: "VigilIngest", dependencies: ["VigilCore", "CMosquitto"]),
         // The durable outbox and the sinks it delivers to.
         .target(name: "VigilDispatch", dependencies: [
             "VigilCore", "VigilStore", "VigilIngest", .product(name: "Logging", package: "swift-log"),
@@ -70,12 +69,14 @@ let package = Package(
         // Queue benchmarks behind docs/PERFORMANCE.md (scripts/bench); not part of the product.
         .executableTarget(name: "vigil-bench", dependencies: [
             "VigilCore", "VigilDispatch", "VigilStore", "VigilIngest", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Benchmarks/VigilBench"),
 
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilDaemon"]),
         .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore", "VigilStore", "VigilSimulate", "CSocketReadBuffer"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore", "VigilStore", "VigilSimulate",
+                                                               .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "VigilSimulateTests", dependencies: ["VigilSimulate", "VigilDaemon", "VigilCore"]),
     ],
     swiftLanguageModes: [.v6]

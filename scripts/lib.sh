@@ -52,6 +52,8 @@ vigil_config() {
   shift 2
   local extra=()
   for e in "$@"; do extra+=(-e "$e"); done
+  # JOURNAL_SYNC=normal measures the journal without a sync per commit (scripts/soak, scripts/bench).
+  [ -n "${JOURNAL_SYNC:-}" ] && extra+=(-e "s#^  sync: full #  sync: $JOURNAL_SYNC #")
   sed -e "s#url: mqtt://127.0.0.1:1883#url: mqtt://127.0.0.1:$port#" \
       -e "s#^channels: channels.csv#channels: $root/config/channels.csv#" \
       -e "s#^rules: \[\"rules.d/\*.yaml\"\]#rules: [\"$root/config/rules.d/*.yaml\"]#" \

@@ -3,6 +3,7 @@
 //   vigil-bench serialize - N         events/s encoded as JSON (the body each queued event carries)
 //   vigil-bench fill DB N             N pending events for sinks "log" and "file" (for start-up and stats timing)
 //   vigil-bench deliver DB N CONC     events/s delivered to a local webhook receiver with CONC concurrency
+import Crypto
 import Foundation
 import Logging
 import VigilCore
@@ -14,8 +15,8 @@ func event(_ i: Int) -> IncidentEvent {
     let sev: Severity = [.info, .minor, .major, .critical][i % 4]
     // Ids shaped like the engine's: the event time then a digest; incident ids a digest.
     let at: Millis = 1_795_852_830_000 + Millis(i) * 3
-    let eventID = String(format: "%012llx", at) + SHA256Digest.hex(SHA256Digest.hash(Array("e\(i)".utf8))).prefix(20)
-    let incidentID = String(SHA256Digest.hex(SHA256Digest.hash(Array("i\(i)".utf8))).prefix(32))
+    let eventID = String(format: "%012llx", at) + Hex.encode(SHA256.hash(data: Array("e\(i)".utf8))).prefix(20)
+    let incidentID = String(Hex.encode(SHA256.hash(data: Array("i\(i)".utf8))).prefix(32))
     return IncidentEvent(eventID: eventID, type: .opened, incidentID: incidentID, rule: "charging_pile_overheat", severity: sev,
                          route: "fire_safety", feed: "charging_pile", channel: "cp-\(i % 1311)",
                          key: JSONObject([("channel", .string("cp-\(i % 1311)"))]), title: "Charging pile cp-\(i % 1311) at 71 °C (B3 bike shed)",

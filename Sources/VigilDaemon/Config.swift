@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilDispatch
 import Yams
 
 /// `vigil.yaml`: every key has a default; an unknown key is an error.
@@ -44,24 +45,37 @@ public struct VigilConfig: Sendable {
     /// `journal.sync`: whether a commit is on disk before its PUBACKs leave.
     public enum JournalSync: String, Sendable { case full, normal }
 
+    /// A sink as configured. Each kind holds what it needs, so a configuration
+    /// that loads can always build its sinks.
     public struct Sink: Sendable {
+        public enum Kind: Sendable {
+            case log
+            case file(path: String)
+            case webhook(url: String, secretFile: String?)
+            /// A group robot: DingTalk, WeCom or Feishu; the card's language is `zh` or `en`.
+            case chat(vendor: ChatSink.Vendor, url: String, secretFile: String?, language: ChatCard.Language)
+            /// `broker`: its own; nil publishes to the ingest broker (with a client id of its own).
+            case mqtt(topic: String, qos: Int, broker: Broker?)
+        }
+
         public var name: String
-        public var type: String
-        public var path: String?
-        public var url: String?
-        public var secretFile: String?
+        public var kind: Kind
         public var timeout: Millis = 10_000
         public var concurrency = 4
         public var routes: [String] = ["*"]
         public var minSeverity: Severity = .info
-        public var topic: String?
-        public var qos = 1
-        /// Chat robots: the card's language (`zh` by default, or `en`).
-        public var language = "zh"
 
-        /// Whether this sink takes an event of this route and severity.
-        public func accepts(route: String, severity: Severity) -> Bool {
-            severity >= minSeverity && routes.contains { $0 == "*" || $0 == route }
+        public init(name: String, kind: Kind) { self.name = name; self.kind = kind }
+
+        /// The `type` as written in the configuration.
+        public var type: String {
+            switch kind {
+            case .log: "log"
+            case .file: "file"
+            case .webhook: "webhook"
+            case .chat(let vendor, _, _, _): vendor.rawValue
+            case .mqtt: "mqtt"
+            }
         }
     }
 
@@ -74,7 +88,7 @@ public struct VigilConfig: Sendable {
         public var retryInitial: Millis = 1000
         public var retryMax: Millis = 300_000
         public var retryMaxAge: Millis = 86_400_000
-        public var sinks: [Sink] = [Sink(name: "log", type: "log"), Sink(name: "file", type: "file", path: "incidents.jsonl")]
+        public var sinks: [Sink] = [Sink(name: "log", kind: .log), Sink(name: "file", kind: .file(path: "incidents.jsonl"))]
     }
 
     /// A file the configuration names (TLS files, secrets, the registry), with
@@ -132,7 +146,7 @@ public struct VigilConfig: Sendable {
         var c = VigilConfig(path: nil, baseDirectory: workingDirectory)
         c.stateDirectory = workingDirectory + "/state"
         c.rules = [workingDirectory + "/rules.d/*.yaml"]
-        c.dispatch.sinks = [Sink(name: "log", type: "log"), Sink(name: "file", type: "file", path: workingDirectory + "/state/incidents.jsonl")]
+        c.dispatch.sinks = [Sink(name: "log", kind: .log), Sink(name: "file", kind: .file(path: workingDirectory + "/state/incidents.jsonl"))]
         return c
     }
 
@@ -196,7 +210,19 @@ public enum ConfigLoader {
     static let brokerKeys = ["url", "client_id", "clean_session", "qos", "protocol", "keepalive", "username",
                              "password_file", "tls", "reconnect", "shared_group", "session_expiry", "blind_incident_after"]
     static let sinkKeys = ["name", "type", "path", "url", "secret_file", "timeout", "concurrency", "routes",
-                           "min_severity", "topic", "qos", "language"]
+                           "min_severity", "topic", "qos", "language", "broker"]
+
+    /// The kind-specific keys a sink of this type takes.
+    static func sinkKeys(of type: String) -> Set<String> {
+        switch type {
+        case "file": ["path"]
+        case "webhook": ["url", "secret_file"]
+        case "dingtalk", "feishu": ["url", "secret_file", "language"]
+        case "wecom": ["url", "secret_file", "language"]   // secret_file: refused with its own message
+        case "mqtt": ["topic", "qos", "broker"]
+        default: []
+        }
+    }
 
     public static func load(path: String) -> (VigilConfig?, [Diagnostic]) {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -397,41 +423,70 @@ public enum ConfigLoader {
                 guard let nn = sm.node("name"), let name = ctx.string(nn, "name") else { ctx.error(item, "a sink needs a name"); continue }
                 guard let tn = sm.node("type"), let type = ctx.string(tn, "type") else { ctx.error(item, "sink '\(name)' needs a type (log, file, webhook, mqtt, dingtalk, wecom, feishu)"); continue }
                 if !names.insert(name).inserted { ctx.error(nn, "sink name '\(name)' is used twice"); continue }
-                var sink = VigilConfig.Sink(name: name, type: type)
+                let kind: VigilConfig.Sink.Kind
                 switch type {
-                case "log": break
+                case "log": kind = .log
                 case "file":
-                    if let n = sm.node("path"), let p = ctx.string(n, "path") { sink.path = c.resolve(p) }
-                    else { ctx.error(item, "file sink '\(name)' needs a path") }
+                    guard let n = sm.node("path"), let p = ctx.string(n, "path") else { ctx.error(item, "file sink '\(name)' needs a path"); continue }
+                    kind = .file(path: c.resolve(p))
                 case "webhook", "dingtalk", "wecom", "feishu":
+                    var url: String?
                     if let n = sm.node("url"), let u = ctx.string(n, "url") {
-                        if u.hasPrefix("http://") || u.hasPrefix("https://") { sink.url = u }
+                        if u.hasPrefix("http://") || u.hasPrefix("https://") { url = u }
                         else { ctx.error(n, "\(type) url '\(u)' must start with http:// or https://") }
                     } else { ctx.error(item, "\(type) sink '\(name)' needs a url\(type == "webhook" ? "" : " (the group robot's webhook)")") }
                     if type == "wecom", let n = sm.node("secret_file"), !YAMLContext.isNull(n) {
                         ctx.error(n, "a WeCom group robot is not signed: its key is part of the url (…/webhook/send?key=…)")
                     }
+                    var language = ChatCard.Language.zh
                     if let n = sm.node("language"), let l = ctx.string(n, "language") {
-                        if l == "zh" || l == "en" { sink.language = l } else { ctx.error(n, "language must be zh or en, not '\(l)'") }
+                        if let v = ChatCard.Language(rawValue: l) { language = v } else { ctx.error(n, "language must be zh or en, not '\(l)'") }
                     }
+                    var secretFile: String?
                     if let n = sm.node("secret_file"), let p = ctx.optionalString(n, "secret_file") {
-                        sink.secretFile = p
+                        secretFile = p
                         if let p { c.fileReferences.append(.init(key: "dispatch.sinks[\(name)].secret_file", spec: p, location: ctx.location(n))) }
                     }
+                    guard let url else { continue }
+                    if let vendor = ChatSink.Vendor(rawValue: type) {
+                        kind = .chat(vendor: vendor, url: url, secretFile: secretFile, language: language)
+                    } else {
+                        kind = .webhook(url: url, secretFile: secretFile)
+                    }
                 case "mqtt":
-                    sink.topic = "vigil/incidents/{route}/{severity}"
-                    if let n = sm.node("topic"), let t = ctx.string(n, "topic") { sink.topic = t }
+                    var topic = "vigil/incidents/{route}/{severity}"
+                    if let n = sm.node("topic"), let t = ctx.string(n, "topic") { topic = t }
+                    var qos = 1
+                    if let n = sm.node("qos"), let q = ctx.int(n, "qos") {
+                        if q == 0 || q == 1 { qos = q } else { ctx.error(n, "qos must be 0 or 1") }
+                    }
+                    var broker: VigilConfig.Broker?
+                    if let n = sm.node("broker"), !YAMLContext.isNull(n) {
+                        // A URL, or a mapping with the keys of the top-level `broker` (their defaults, not the ingest broker's).
+                        var b = VigilConfig.Broker()
+                        b.clientID = c.broker.clientID + "-sink-" + name
+                        if let s = n.scalar?.string {
+                            if let (tls, host, port) = parseBrokerURL(s) { b.url = s; b.useTLS = tls; b.host = host; b.port = port }
+                            else { ctx.error(n, "broker url '\(s)' — write mqtt://HOST:PORT or mqtts://HOST:PORT") }
+                        } else if let bm = ctx.mapping(n, "the sink's broker", allowed: brokerKeys) {
+                            parseBroker(bm, &b, &c.fileReferences, &ctx)
+                        }
+                        broker = b
+                    }
+                    kind = .mqtt(topic: topic, qos: qos, broker: broker)
                 default:
                     ctx.error(tn, "unknown sink type '\(type)' — use log, file, webhook, mqtt, dingtalk, wecom or feishu")
+                    continue
                 }
+                for key in ["path", "url", "secret_file", "language", "topic", "qos", "broker"] where !sinkKeys(of: type).contains(key) {
+                    if let n = sm.keyNode(key) { ctx.error(n, "'\(key)' is not a key of a \(type) sink") }
+                }
+                var sink = VigilConfig.Sink(name: name, kind: kind)
                 if let n = sm.node("timeout"), let d = ctx.duration(n, "timeout") { sink.timeout = d }
                 if let n = sm.node("concurrency"), let v = ctx.int(n, "concurrency", min: 1) { sink.concurrency = v }
                 if let n = sm.node("routes"), let list = ctx.stringList(n, "routes") { sink.routes = list.map(\.0) }
                 if let n = sm.node("min_severity"), let s = ctx.string(n, "min_severity") {
                     if let v = Severity(name: s) { sink.minSeverity = v } else { ctx.error(n, "min_severity '\(s)' — use info, minor, major or critical") }
-                }
-                if let n = sm.node("qos"), let q = ctx.int(n, "qos") {
-                    if q == 0 || q == 1 { sink.qos = q } else { ctx.error(n, "qos must be 0 or 1") }
                 }
                 sinks.append(sink)
             }

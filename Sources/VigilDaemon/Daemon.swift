@@ -52,7 +52,9 @@ public struct Daemon {
         if let listen = config.httpListen, let (host, port) = ConfigLoader.parseHostPort(listen) {
             try DeskServer.checkBind(host: host, port: port)
             let token = try Daemon.readSecret(config.httpTokenFile, what: "http.token_file", config: config)
-            if let token, token.count < 16 { throw DaemonError("http.token_file holds \(token.count) characters: use a token of at least 16") }
+            if let token, token.count < 16 {
+                logger.warning("http token is short", metadata: ["characters": "\(token.count)", "advice": "use at least 16 random characters (openssl rand -hex 16)"])
+            }
             let desk = DeskServer(config: config, status: status, gauge: gauge, metrics: metrics, liveness: liveness, acks: acks, token: token,
                                   rates: FeedRates(), absenceRules: Set(setup.ruleSet.rules.filter(\.isAbsence).map(\.name)), logger: logger)
             services.append(.init(service: desk.application(host: host, port: port)))
@@ -78,30 +80,31 @@ public struct Daemon {
     static func makeSinks(_ config: VigilConfig, logger: Logger) throws -> [(sink: any Sink, service: (any Service)?)] {
         var out: [(any Sink, (any Service)?)] = []
         for s in config.dispatch.sinks {
-            switch s.type {
-            case "log": out.append((LogSink(name: s.name, logger: logger), nil))
-            case "file":
-                let path = config.resolve(s.path ?? "incidents.jsonl")
+            switch s.kind {
+            case .log: out.append((LogSink(name: s.name, logger: logger), nil))
+            case .file(let configured):
+                let path = config.resolve(configured)
                 let dir = (path as NSString).deletingLastPathComponent
                 do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
                     throw DaemonError("sink '\(s.name)': cannot create the folder \(dir) for \(path)")
                 }
                 out.append((FileSink(name: s.name, path: path), nil))
-            case "webhook":
-                guard let url = s.url else { throw DaemonError("sink '\(s.name)': webhook needs a url") }
-                let secret = try readSecret(s.secretFile, what: "sink '\(s.name)' secret_file", config: config)
+            case .webhook(let url, let secretFile):
+                let secret = try readSecret(secretFile, what: "sink '\(s.name)' secret_file", config: config)
                 out.append((WebhookSink(name: s.name, url: url, secret: secret, timeout: s.timeout, concurrency: s.concurrency), nil))
-            case "dingtalk", "wecom", "feishu":
-                guard let url = s.url, let vendor = ChatSink.Vendor(rawValue: s.type) else { throw DaemonError("sink '\(s.name)': \(s.type) needs a url") }
-                let secret = try readSecret(s.secretFile, what: "sink '\(s.name)' secret_file", config: config)
+            case .chat(let vendor, let url, let secretFile, let language):
+                let secret = try readSecret(secretFile, what: "sink '\(s.name)' secret_file", config: config)
                 out.append((ChatSink(name: s.name, vendor: vendor, url: url, secret: secret, timeout: s.timeout,
                                      timeZone: TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!,
-                                     language: ChatCard.Language(rawValue: s.language) ?? .zh), nil))
-            case "mqtt":
-                let b = config.broker
-                let password = try readSecret(b.passwordFile, what: "broker.password_file", config: config)
-                let sink = MQTTSink(name: s.name, template: s.topic ?? "vigil/incidents/{route}/{severity}", qos: s.qos,
-                                    options: .init(host: b.host, port: b.port, clientID: b.clientID + "-sink-" + s.name, cleanSession: false,
+                                     language: language), nil))
+            case .mqtt(let topic, let qos, let own):
+                // Its own broker, or the ingest broker with a client id of its own.
+                let b = own ?? config.broker
+                let password = try readSecret(b.passwordFile, what: own == nil ? "broker.password_file" : "sink '\(s.name)' broker.password_file",
+                                              config: config)
+                let clientID = own == nil ? b.clientID + "-sink-" + s.name : b.clientID
+                let sink = MQTTSink(name: s.name, template: topic, qos: qos,
+                                    options: .init(host: b.host, port: b.port, clientID: clientID, cleanSession: false,
                                                    protocolV5: b.protocolVersion == "5", keepaliveSeconds: Int(b.keepalive / 1000),
                                                    username: b.username, password: password, useTLS: b.useTLS,
                                                    caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
@@ -109,8 +112,6 @@ public struct Daemon {
                                                    sessionExpirySeconds: UInt32(b.sessionExpiry / 1000)),
                                     timeout: s.timeout, logger: logger)
                 out.append((sink, MQTTSinkService(sink: sink)))
-            default:
-                throw DaemonError("sink '\(s.name)': unknown type \(s.type)")
             }
         }
         return out

@@ -118,7 +118,7 @@ public enum IncidentHistory {
         return removed
     }
 
-    /// Incidents matching `q`, newest first (open ones: most severe first, then newest).
+    /// Incidents matching `q`, newest first.
     public static func list(_ q: Query, in db: Database) throws -> [Incident] {
         var sql = "SELECT id, rule, severity, route, feed, channel, community, location, title, opened_at, resolved_at, acknowledged_at, acknowledged_by, note, updated_at, last_event FROM incidents WHERE 1 = 1"
         var values: [Statement.Value] = []
@@ -127,12 +127,16 @@ public enum IncidentHistory {
         case .resolved: sql += " AND resolved_at IS NOT NULL"
         case .all: break
         }
-        if let c = q.community { sql += " AND community = ?"; values.append(.text(c)) }
+        if let c = q.community {
+            // The community as shown (the registry's name) or its code (`community` column).
+            sql += " AND (community = ? OR json_extract(last_event, '$.channel_info.community') = ?)"
+            values.append(.text(c)); values.append(.text(c))
+        }
         if let f = q.feed { sql += " AND feed = ?"; values.append(.text(f)) }
         if let r = q.rule { sql += " AND rule = ?"; values.append(.text(r)) }
-        if let s = q.severity { sql += " AND severity >= ?"; values.append(.int(Int64(s.rawValue))) }
+        if let s = q.severity { sql += " AND severity = ?"; values.append(.int(Int64(s.rawValue))) }
         if let t = q.since { sql += " AND opened_at >= ?"; values.append(.int(t)) }
-        sql += q.state == .open ? " ORDER BY severity DESC, opened_at DESC" : " ORDER BY opened_at DESC"
+        sql += " ORDER BY opened_at DESC, id"
         sql += " LIMIT ?"
         values.append(.int(Int64(max(1, q.limit))))
         var out: [Incident] = []

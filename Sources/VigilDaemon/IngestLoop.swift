@@ -99,7 +99,7 @@ final class IngestLoop {
             host: b.host, port: b.port, clientID: b.clientID, cleanSession: b.cleanSession, protocolV5: b.protocolVersion == "5",
             keepaliveSeconds: Int(b.keepalive / 1000), username: b.username, password: password, useTLS: b.useTLS,
             caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
-            keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure, bufferedReads: true,
+            keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure,
             sessionExpirySeconds: UInt32(b.sessionExpiry / 1000)))
         let startAt = Time.now()
         lastArrival = startAt

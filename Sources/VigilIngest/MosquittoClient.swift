@@ -1,5 +1,4 @@
 import CMosquitto
-import CSocketReadBuffer
 import VigilCore
 #if canImport(Glibc)
 import Glibc
@@ -39,10 +38,6 @@ public final class MosquittoClient {
         public var keyFile: String?
         public var tlsInsecure: Bool
         public var useTLS: Bool
-        /// While a backlog is drained, serve libmosquitto's small reads of a
-        /// plain-TCP socket from a buffer (CSocketReadBuffer). Only for a client
-        /// that one thread alone drives: the buffer belongs to that thread.
-        public var bufferedReads: Bool
         /// MQTT 5: Session Expiry Interval in seconds, sent in every CONNECT
         /// (without it an MQTT 5 broker ends the session at disconnect).
         public var sessionExpirySeconds: UInt32
@@ -50,12 +45,12 @@ public final class MosquittoClient {
         public init(host: String, port: Int, clientID: String, cleanSession: Bool = false, protocolV5: Bool = false,
                     keepaliveSeconds: Int = 30, username: String? = nil, password: String? = nil, useTLS: Bool = false,
                     caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false,
-                    bufferedReads: Bool = false, sessionExpirySeconds: UInt32 = 0) {
+                    sessionExpirySeconds: UInt32 = 0) {
             self.sessionExpirySeconds = sessionExpirySeconds
             self.host = host; self.port = port; self.clientID = clientID; self.cleanSession = cleanSession
             self.protocolV5 = protocolV5; self.keepaliveSeconds = keepaliveSeconds; self.username = username
             self.password = password; self.useTLS = useTLS; self.caFile = caFile; self.certFile = certFile
-            self.keyFile = keyFile; self.tlsInsecure = tlsInsecure; self.bufferedReads = bufferedReads
+            self.keyFile = keyFile; self.tlsInsecure = tlsInsecure
         }
     }
 
@@ -167,7 +162,6 @@ public final class MosquittoClient {
 
     /// Opens the TCP (or TLS) connection and sends CONNECT. The CONNACK arrives later as `.connected`.
     public func connect() throws(MosquittoError) {
-        dropReadBuffer()
         if options.protocolV5 {
             // libmosquitto's reconnect sends no CONNECT properties: every
             // attempt connects anew with the Session Expiry Interval.
@@ -187,30 +181,12 @@ public final class MosquittoClient {
 
     public func reconnect() throws(MosquittoError) {
         if options.protocolV5 { return try connect() }
-        dropReadBuffer()
         try check(mosquitto_reconnect(mosq), "reconnect to \(options.host):\(options.port)")
     }
 
     public func disconnect() {
         mosquitto_disconnect(mosq)
-        dropReadBuffer()
     }
-
-    /// Back to unbuffered reads. Every new socket starts so: nothing of the old
-    /// connection may be read as part of the new one, even where the
-    /// descriptor number repeats.
-    private func dropReadBuffer() {
-        if options.bufferedReads { vigil_read_buffer_detach() }
-    }
-
-    /// Messages one drain of the socket takes unbuffered before the rest of
-    /// the drain goes through the buffer. Messages that come one at a time are
-    /// read as libmosquitto reads them (the lowest latency measured); a backlog
-    /// is read with one system call per 64 KiB (the least CPU).
-    static let bufferAfterMessages = 16
-
-    /// Whether bytes of the socket wait in the read buffer (a poll would not see them).
-    var hasBufferedBytes: Bool { options.bufferedReads && vigil_read_buffer_pending() > 0 }
 
     /// The socket to poll, or -1 when not connected.
     public var socket: Int32 { mosquitto_socket(mosq) }
@@ -223,30 +199,18 @@ public final class MosquittoClient {
     /// Returns the library's status (non-zero: the connection is lost).
     public func readAvailable(maxMessages: Int, maxBytes: Int = .max) -> Int32 {
         let fd = socket
-        if vigil_read_buffer_fd() != fd { dropReadBuffer() }
         guard fd >= 0 else { return MOSQ_ERR_NO_CONN.rawValue }
         // libmosquitto reads one packet per call, and a call on an empty socket
         // is one read that finds nothing: keep calling while calls bring messages,
         // and ask the socket (poll) only after a packet that was not a message.
-        let start = inbox.count
         while inbox.count < maxMessages && inboxBytes < maxBytes {
             let before = inbox.count
             let rc = mosquitto_loop_read(mosq, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
-            if inbox.count > before {
-                if options.bufferedReads, !options.useTLS, inbox.count - start >= MosquittoClient.bufferAfterMessages,
-                   vigil_read_buffer_fd() != fd {
-                    vigil_read_buffer_attach(fd)
-                }
-                continue
-            }
-            if hasBufferedBytes { continue }
+            if inbox.count > before { continue }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if poll(&p, 1, 0) <= 0 || p.revents & Int16(POLLIN) == 0 { break }
         }
-        // The backlog is drained: back to unbuffered reads (an empty buffer
-        // holds nothing to lose; a full inbox may leave bytes for next time).
-        if !hasBufferedBytes { dropReadBuffer() }
         return MOSQ_ERR_SUCCESS.rawValue
     }
 
@@ -291,7 +255,6 @@ public final class MosquittoClient {
     public func wait(read: Bool, timeoutMs: Int32, wake: Int32 = -1) -> (readable: Bool, writable: Bool) {
         let fd = socket
         guard fd >= 0 else { usleep(UInt32(max(0, timeoutMs)) * 1000); return (false, false) }
-        if read && hasBufferedBytes { return (true, wantsWrite) }
         var ev: Int16 = 0
         if read { ev |= Int16(POLLIN) }
         if wantsWrite { ev |= Int16(POLLOUT) }

@@ -1,3 +1,4 @@
+import Crypto
 import VigilCore
 
 /// The rule engine: a pure state machine. It takes readings and time and
@@ -664,6 +665,6 @@ public enum IDs {
     }
 
     static func digest(_ s: String) -> String {
-        String(SHA256Digest.hex(SHA256Digest.hash(Array(s.utf8))).prefix(32))
+        String(Hex.encode(SHA256.hash(data: Array(s.utf8))).prefix(32))
     }
 }

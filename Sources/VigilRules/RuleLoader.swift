@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import VigilCore
 import Yams
@@ -260,7 +261,7 @@ public struct RuleLoader {
         if case .count(_, let w) = kind, clearAfter == nil { effectiveClearAfter = w }
 
         guard ctx.diagnostics.items.count == before else { return nil }
-        let fingerprint = SHA256Digest.hex(SHA256Digest.hash(Array(RuleLoader.canonical(node).utf8)))
+        let fingerprint = Hex.encode(SHA256.hash(data: Array(RuleLoader.canonical(node).utf8)))
         return Rule(name: name, description: description, feeds: feeds, kind: kind, when: when,
                     clearWhen: effectiveClearWhen, clearFor: clearFor ?? 0, clearAfter: effectiveClearAfter, key: key,
                     severity: severity, route: route, title: title, labels: labels, updateEvery: updateEvery ?? 300_000,

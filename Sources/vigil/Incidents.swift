@@ -10,7 +10,7 @@ import VigilStore
 struct Incidents: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Incidents from the state directory, newest first (works while the daemon runs, and after it stopped).",
-        discussion: "Open ones by default, most severe first: severity, age, rule, channel, community and location, acknowledgement.")
+        discussion: "Open ones by default, newest first: severity, age, rule, channel, community and location, acknowledgement.")
 
     @OptionGroup var options: ConfigOptions
     @Option(help: "open, resolved or all.") var state = "open"

@@ -46,7 +46,7 @@ struct Simulate: ParsableCommand {
     var seed: UInt64 = 1
 
     @Option(help: "Anomalies to inject: all, none, or KIND[=PER_MINUTE],...")
-    var anomalies: String = "none"
+    var anomalies: String = "all"
 
     @Option(help: "Write the injected anomalies here, one JSON line each.")
     var manifest: String?

@@ -70,9 +70,16 @@ import VigilCore
         #expect(all.count == 3)
         let community = "%E6%81%92%E5%A4%A7%E7%BB%BF%E6%B4%B2"   // 恒大绿洲
         #expect(try ids("/api/v1/incidents?community=\(community)").count == 1)
+        #expect(try ids("/api/v1/incidents?community=C003").count == 1)      // the registry's code finds it too
+        // Newest first.
+        if case .array(let list) = try api(d, "/api/v1/incidents").1["incidents"] {
+            let opened = list.compactMap { $0["opened_at"].stringValue }
+            #expect(opened.count == 3 && opened == opened.sorted(by: >), "\(opened)")
+        } else { Issue.record("no incidents") }
         #expect(try ids("/api/v1/incidents?feed=fire_alarm").count == 2)
         #expect(try ids("/api/v1/incidents?rule=falling_object").count == 1)
         #expect(try ids("/api/v1/incidents?severity=critical&limit=2").count == 2)
+        #expect(try ids("/api/v1/incidents?severity=major").isEmpty)         // exactly this severity
         #expect(try api(d, "/api/v1/incidents?state=maybe").0 == 400)
         let fire = try #require(events(d).first { $0.channel == "fa-0003" && $0.type == .opened })
         let (code, one) = try api(d, "/api/v1/incidents/\(fire.incidentID)")

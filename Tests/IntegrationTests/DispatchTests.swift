@@ -251,6 +251,52 @@ extension DispatchTests {
         #expect(vigil.stop().0 == 0)
     }
 
+    /// `broker:` on an MQTT sink: incidents go to a broker of their own (here
+    /// one that wants a password), not to the broker vigil reads from.
+    @Test func theMQTTSinkPublishesToItsOwnBroker() throws {
+        let broker = try TestBroker()
+        let bus = try TestBroker(privateBroker: true, user: (name: "vigil-bus", password: "bus-secret"))
+        let dir = try makeWorkDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = "t" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: dir + "/rules", withIntermediateDirectories: true)
+        try dispatchRules.write(toFile: dir + "/rules/fire.yaml", atomically: true, encoding: .utf8)
+        try "bus-secret\n".write(toFile: dir + "/bus.pw", atomically: true, encoding: .utf8)
+        let config = try writeConfig(dir: dir, broker: broker, prefix: p, rules: dir + "/rules/*.yaml", dispatch: """
+        dispatch:
+          sinks:
+            - name: bus
+              type: mqtt
+              topic: "\(p)/incidents/{severity}"
+              broker: { url: "\(bus.url)", username: vigil-bus, password_file: \(dir)/bus.pw, client_id: vigil-bus-sink }
+        """)
+        let sub = Process()
+        sub.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
+        sub.arguments = ["-h", bus.host, "-p", String(bus.port), "-u", "vigil-bus", "-P", "bus-secret", "-t", "\(p)/incidents/#", "-C", "1", "-W", "20"]
+        let out = Pipe()
+        sub.standardOutput = out
+        try sub.run()
+        let vigil = try VigilProcess(config: config, workDir: dir)
+        try vigil.waitForLog("mqtt sink connected")
+        try vigil.waitForLog("subscriptions active")
+        usleep(200_000)
+        try broker.publish(topic: "\(p)/estate/C001/fire_alarm/fa-0001/event", payload: #"{"event":"alarm"}"#)
+        sub.waitUntilExit()
+        let line = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(line.contains(#""rule":"fire_alarm_active""#), "\(line)")
+        #expect(!vigil.log.contains("bus-secret"))
+        #expect(vigil.stop().0 == 0)
+
+        // A URL alone is enough; a `broker` on another sink type is an error at its line.
+        let (code, out2, err2) = try runVigil(["check", "--config", try writeConfig(dir: dir, broker: broker, prefix: p, rules: dir + "/rules/*.yaml", dispatch: """
+        dispatch:
+          sinks:
+            - { name: bus, type: mqtt, broker: "\(bus.url)" }
+            - { name: file, type: file, path: x.jsonl, broker: "\(bus.url)" }
+        """)])
+        #expect(code == 1 && (out2 + err2).contains("'broker' is not a key of a file sink"), "\(out2)\(err2)")
+    }
+
     @Test func shedDropsOnlyLowSeverityEventsWhileFull() throws {
         let broker = try TestBroker()
         let dir = try makeWorkDir()

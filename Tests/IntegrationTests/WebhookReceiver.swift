@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Synchronization
 import VigilCore
@@ -109,10 +110,11 @@ final class WebhookReceiver: @unchecked Sendable {
 }
 
 /// HMAC-SHA256 written in the test from the RFC 2104 definition, to check
-/// vigil's webhook signatures independently of the library vigil uses.
+/// vigil's webhook signatures independently of vigil's use of the HMAC type.
 func referenceHMAC(key: [UInt8], message: [UInt8]) -> [UInt8] {
-    var k = key.count > 64 ? SHA256Digest.hash(key) : key
+    func sha256(_ b: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: b)) }
+    var k = key.count > 64 ? sha256(key) : key
     k += [UInt8](repeating: 0, count: 64 - k.count)
-    let inner = SHA256Digest.hash(k.map { $0 ^ 0x36 } + message)
-    return SHA256Digest.hash(k.map { $0 ^ 0x5c } + inner)
+    let inner = sha256(k.map { $0 ^ 0x36 } + message)
+    return sha256(k.map { $0 ^ 0x5c } + inner)
 }
