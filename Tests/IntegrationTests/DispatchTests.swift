@@ -230,9 +230,23 @@ extension DispatchTests {
           sinks:
             - { name: bus, type: mqtt, topic: "\(p)/incidents/{route}/{severity}/{type}" }
         """)
+        let (vigil, line) = try alarmThroughMQTTSink(config: config, dir: dir, broker: broker, prefix: p,
+                                                     subscribe: ["-h", broker.host, "-p", String(broker.port), "-v"])
+        #expect(line.hasPrefix("\(p)/incidents/fire_safety/critical/opened {"), "\(line)")
+        #expect(line.contains(#""rule":"fire_alarm_active""#))
+        usleep(300_000)
+        let (_, stats) = try runVigilQueue(["stats", "--json"], config: config)
+        #expect(stats.contains(#""sink":"bus","pending":0,"delivered":1"#), "\(stats)")
+        #expect(vigil.stop().0 == 0)
+    }
+
+    /// Starts vigil, publishes a fire alarm to the ingest broker and returns the
+    /// first line `mosquitto_sub SUBSCRIBE… -t PREFIX/incidents/#` received.
+    func alarmThroughMQTTSink(config: String, dir: String, broker: TestBroker, prefix p: String,
+                              subscribe: [String]) throws -> (VigilProcess, String) {
         let sub = Process()
         sub.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
-        sub.arguments = ["-h", broker.host, "-p", String(broker.port), "-t", "\(p)/incidents/#", "-C", "1", "-v", "-W", "20"]
+        sub.arguments = subscribe + ["-t", "\(p)/incidents/#", "-C", "1", "-W", "20"]
         let out = Pipe()
         sub.standardOutput = out
         try sub.run()
@@ -242,13 +256,7 @@ extension DispatchTests {
         usleep(200_000)
         try broker.publish(topic: "\(p)/estate/C001/fire_alarm/fa-0001/event", payload: #"{"event":"alarm"}"#)
         sub.waitUntilExit()
-        let line = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(line.hasPrefix("\(p)/incidents/fire_safety/critical/opened {"), "\(line)")
-        #expect(line.contains(#""rule":"fire_alarm_active""#))
-        usleep(300_000)
-        let (_, stats) = try runVigilQueue(["stats", "--json"], config: config)
-        #expect(stats.contains(#""sink":"bus","pending":0,"delivered":1"#), "\(stats)")
-        #expect(vigil.stop().0 == 0)
+        return (vigil, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
     }
 
     /// `broker:` on an MQTT sink: incidents go to a broker of their own (here
@@ -270,19 +278,8 @@ extension DispatchTests {
               topic: "\(p)/incidents/{severity}"
               broker: { url: "\(bus.url)", username: vigil-bus, password_file: \(dir)/bus.pw, client_id: vigil-bus-sink }
         """)
-        let sub = Process()
-        sub.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
-        sub.arguments = ["-h", bus.host, "-p", String(bus.port), "-u", "vigil-bus", "-P", "bus-secret", "-t", "\(p)/incidents/#", "-C", "1", "-W", "20"]
-        let out = Pipe()
-        sub.standardOutput = out
-        try sub.run()
-        let vigil = try VigilProcess(config: config, workDir: dir)
-        try vigil.waitForLog("mqtt sink connected")
-        try vigil.waitForLog("subscriptions active")
-        usleep(200_000)
-        try broker.publish(topic: "\(p)/estate/C001/fire_alarm/fa-0001/event", payload: #"{"event":"alarm"}"#)
-        sub.waitUntilExit()
-        let line = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let (vigil, line) = try alarmThroughMQTTSink(config: config, dir: dir, broker: broker, prefix: p,
+                                                     subscribe: ["-h", bus.host, "-p", String(bus.port), "-u", "vigil-bus", "-P", "bus-secret"])
         #expect(line.contains(#""rule":"fire_alarm_active""#), "\(line)")
         #expect(!vigil.log.contains("bus-secret"))
         #expect(vigil.stop().0 == 0)
