@@ -48,8 +48,6 @@ public struct Daemon {
         for case let mqtt? in sinks.map(\.service) { services.append(.init(service: mqtt)) }
         services.append(.init(service: DispatchService(dispatcher: dispatcher, logger: logger)))
         services.append(.init(service: WatchdogService(liveness: liveness, logger: logger)))
-        let checkpointer = try WALCheckpointer(path: config.stateDatabasePath, sync: config.journalSync == .full ? .full : .normal)
-        services.append(.init(service: CheckpointService(checkpointer: checkpointer, logger: logger)))
         let acks = AckInbox()
         if let listen = config.httpListen, let (host, port) = ConfigLoader.parseHostPort(listen) {
             try DeskServer.checkBind(host: host, port: port)

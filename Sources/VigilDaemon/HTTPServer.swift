@@ -169,14 +169,14 @@ struct DeskServer: Sendable {
         let final = query
         let found = try await read { try IncidentHistory.list(final, in: $0) }
         let now = Time.now()
-        return DeskServer.json(.ok, ["count": .number(Double(found.count)), "incidents": .array(found.map { DeskServer.summary($0, now: now) })])
+        return DeskServer.list(found, now: now)
     }
 
     func incident(_ id: String) async throws -> Response {
         guard let (incident, events) = try await read({ try IncidentHistory.get(id, in: $0) }) else {
             return DeskServer.error(.notFound, "no incident \(id)")
         }
-        var o = DeskServer.summary(incident, now: Time.now()).objectValue ?? JSONObject()
+        var o = DeskServer.summary(incident, now: Time.now())
         o.appendUnique("events", .array(events.compactMap { try? JSONParser.parse($0) }))
         return DeskServer.json(.ok, .object(o))
     }
@@ -197,7 +197,7 @@ struct DeskServer: Sendable {
         switch answer {
         case .acknowledged, .already:
             guard let (now, _) = try await read({ try IncidentHistory.get(id, in: $0) }) else { return DeskServer.error(.notFound, "no incident \(id)") }
-            var r = DeskServer.summary(now, now: Time.now()).objectValue ?? JSONObject()
+            var r = DeskServer.summary(now, now: Time.now())
             r.appendUnique("result", .string(answer == .acknowledged ? "acknowledged" : "already acknowledged"))
             return DeskServer.json(.ok, .object(r))
         case .notOpen:
@@ -253,26 +253,51 @@ struct DeskServer: Sendable {
         return DeskServer.json(.ok, .object(root))
     }
 
-    /// One incident as the API lists it.
-    static func summary(_ i: IncidentHistory.Incident, now: Millis) -> JSONValue {
-        var o = JSONObject()
-        o.appendUnique("id", .string(i.id))
-        o.appendUnique("rule", .string(i.rule))
-        o.appendUnique("severity", .string(i.severity.name))
-        o.appendUnique("state", .string(i.isOpen ? "open" : "resolved"))
-        o.appendUnique("title", .string(i.title))
-        o.appendUnique("route", .string(i.route))
-        o.appendUnique("feed", .string(i.feed))
-        o.appendUnique("channel", i.channel.map(JSONValue.string) ?? .null)
-        o.appendUnique("community", i.community.map(JSONValue.string) ?? .null)
-        o.appendUnique("location", i.location.map(JSONValue.string) ?? .null)
-        o.appendUnique("opened_at", .string(Time.format(i.openedAt)))
-        o.appendUnique("resolved_at", i.resolvedAt.map { .string(Time.format($0)) } ?? .null)
-        o.appendUnique("acknowledged_at", i.acknowledgedAt.map { .string(Time.format($0)) } ?? .null)
-        o.appendUnique("acknowledged_by", i.acknowledgedBy.map(JSONValue.string) ?? .null)
-        o.appendUnique("note", i.note.map(JSONValue.string) ?? .null)
-        o.appendUnique("age_seconds", .number(Double(max(0, (i.resolvedAt ?? now) - i.openedAt) / 1000)))
-        return .object(o)
+    /// One incident as the API lists it, written straight to JSON text (a
+    /// list of 10,000 builds no tree of values).
+    static func writeSummary(_ i: IncidentHistory.Incident, now: Millis, to w: inout JSONWriter) {
+        func text(_ s: String?) { if let s { w.writeString(s) } else { w.raw("null") } }
+        func time(_ t: Millis?) { if let t { w.writeTime(t) } else { w.raw("null") } }
+        w.raw("{")
+        w.key("id", first: true); w.writeString(i.id)
+        w.key("rule"); w.writeString(i.rule)
+        w.key("severity"); w.writeString(i.severity.name)
+        w.key("state"); w.raw(i.isOpen ? "\"open\"" : "\"resolved\"")
+        w.key("title"); w.writeString(i.title)
+        w.key("route"); w.writeString(i.route)
+        w.key("feed"); w.writeString(i.feed)
+        w.key("channel"); text(i.channel)
+        w.key("community"); text(i.community)
+        w.key("location"); text(i.location)
+        w.key("opened_at"); w.writeTime(i.openedAt)
+        w.key("resolved_at"); time(i.resolvedAt)
+        w.key("acknowledged_at"); time(i.acknowledgedAt)
+        w.key("acknowledged_by"); text(i.acknowledgedBy)
+        w.key("note"); text(i.note)
+        w.key("age_seconds"); w.raw(JSONWriter.format(Double(max(0, (i.resolvedAt ?? now) - i.openedAt) / 1000)))
+        w.raw("}")
+    }
+
+    /// One incident's members, to add to (its events, the answer to an acknowledgement).
+    static func summary(_ i: IncidentHistory.Incident, now: Millis) -> JSONObject {
+        var w = JSONWriter()
+        writeSummary(i, now: now, to: &w)
+        return (try? JSONParser.parse(w.bytes))?.objectValue ?? JSONObject()
+    }
+
+    /// The list response: `{"count":N,"incidents":[…]}`.
+    static func list(_ incidents: [IncidentHistory.Incident], now: Millis) -> Response {
+        var w = JSONWriter(capacity: 64 + incidents.count * 400)
+        w.raw("{\"count\":")
+        w.writeInt(incidents.count)
+        w.raw(",\"incidents\":[")
+        for (n, i) in incidents.enumerated() {
+            if n > 0 { w.raw(",") }
+            writeSummary(i, now: now, to: &w)
+        }
+        w.raw("]}\n")
+        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: w.bytes)))
     }
 
     func page(_ request: Request) -> Response {

@@ -23,7 +23,8 @@ public enum IncidentHistory {
             note TEXT,
             updated_at INTEGER NOT NULL,
             last_event TEXT NOT NULL);
-        CREATE INDEX IF NOT EXISTS incidents_open ON incidents(resolved_at, severity DESC, opened_at DESC);
+        DROP INDEX IF EXISTS incidents_open;
+        CREATE INDEX IF NOT EXISTS incidents_newest ON incidents(resolved_at, opened_at DESC, id);
         CREATE TABLE IF NOT EXISTS incident_events(
             incident_id TEXT NOT NULL,
             event_id TEXT NOT NULL,
@@ -49,8 +50,6 @@ public enum IncidentHistory {
         public var acknowledgedBy: String?
         public var note: String?
         public var updatedAt: Millis
-        /// The last event, as every sink received it.
-        public var lastEvent: String
 
         public var isOpen: Bool { resolvedAt == nil }
     }
@@ -120,7 +119,7 @@ public enum IncidentHistory {
 
     /// Incidents matching `q`, newest first.
     public static func list(_ q: Query, in db: Database) throws -> [Incident] {
-        var sql = "SELECT id, rule, severity, route, feed, channel, community, location, title, opened_at, resolved_at, acknowledged_at, acknowledged_by, note, updated_at, last_event FROM incidents WHERE 1 = 1"
+        var sql = "SELECT id, rule, severity, route, feed, channel, community, location, title, opened_at, resolved_at, acknowledged_at, acknowledged_by, note, updated_at FROM incidents WHERE 1 = 1"
         var values: [Statement.Value] = []
         switch q.state {
         case .open: sql += " AND resolved_at IS NULL"
@@ -147,7 +146,7 @@ public enum IncidentHistory {
     /// One incident with its events in order, or nil.
     public static func get(_ id: String, in db: Database) throws -> (Incident, [String])? {
         var found: Incident?
-        try db.prepare("SELECT id, rule, severity, route, feed, channel, community, location, title, opened_at, resolved_at, acknowledged_at, acknowledged_by, note, updated_at, last_event FROM incidents WHERE id = ?")
+        try db.prepare("SELECT id, rule, severity, route, feed, channel, community, location, title, opened_at, resolved_at, acknowledged_at, acknowledged_by, note, updated_at FROM incidents WHERE id = ?")
             .query([.text(id)]) { found = incident($0) }
         guard let found else { return nil }
         var events: [String] = []
@@ -159,6 +158,6 @@ public enum IncidentHistory {
         Incident(id: r.text(0), rule: r.text(1), severity: Severity(rawValue: Int(r.int(2))) ?? .major, route: r.text(3), feed: r.text(4),
                  channel: r.optionalText(5), community: r.optionalText(6), location: r.optionalText(7), title: r.text(8),
                  openedAt: r.int(9), resolvedAt: r.isNull(10) ? nil : r.int(10), acknowledgedAt: r.isNull(11) ? nil : r.int(11),
-                 acknowledgedBy: r.optionalText(12), note: r.optionalText(13), updatedAt: r.int(14), lastEvent: r.text(15))
+                 acknowledgedBy: r.optionalText(12), note: r.optionalText(13), updatedAt: r.int(14))
     }
 }

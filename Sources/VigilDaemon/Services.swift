@@ -4,7 +4,6 @@ import ServiceLifecycle
 import UnixSignals
 import VigilCore
 import VigilDispatch
-import VigilStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -167,37 +166,6 @@ struct WatchdogService: Service, CustomStringConvertible {
             }
             warned = false
             notifier.notify("WATCHDOG=1")
-        }
-    }
-}
-
-/// Copies the state database's WAL into the database file beside the
-/// committing stages (`WALCheckpointer`), on a thread of its own.
-struct CheckpointService: Service, CustomStringConvertible {
-    let checkpointer: WALCheckpointer
-    let logger: Logger
-    var description: String { "wal-checkpoint" }
-
-    func run() async throws {
-        let checkpointer = checkpointer, logger = logger
-        await withTaskCancellationOrGracefulShutdownHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let thread = Thread {
-                    // A failing checkpoint (a full disk) is retried every second; it is said once a minute.
-                    var said: Millis = 0
-                    checkpointer.run { error in
-                        let now = Time.now()
-                        guard now - said >= 60_000 else { return }
-                        said = now
-                        logger.warning("wal checkpoint failed", metadata: ["error": .string(error.description)])
-                    }
-                    c.resume()
-                }
-                thread.name = "vigil-checkpoint"
-                thread.start()
-            }
-        } onCancelOrGracefulShutdown: {
-            checkpointer.stop()
         }
     }
 }

@@ -37,8 +37,6 @@ final class StateStore {
         }
         _ = try db.claimState(knownTables: StateStore.tables, newest: StateStore.schemaVersion)
         try db.configure(sync: sync == .full ? .full : .normal)
-        // The WAL is copied into the database by the checkpoint service, not in a commit.
-        try db.disableAutoCheckpoint()
         queue = try EventQueue(db: db)
         try db.execute("""
             CREATE TABLE IF NOT EXISTS dead_letters(

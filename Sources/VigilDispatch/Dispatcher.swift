@@ -68,9 +68,7 @@ public final class Dispatcher: Sendable {
         let bell = bells[sink.name]!
         let cursor: SinkCursor
         do {
-            let db = try Database(path: databasePath)
-            try db.disableAutoCheckpoint()   // the daemon's checkpoint service copies the WAL
-            cursor = try SinkCursor(db: db, sink: sink.name)
+            cursor = try SinkCursor(db: try Database(path: databasePath), sink: sink.name)
         } catch {
             throw DispatchError(description: "sink '\(sink.name)' cannot open the queue in \(databasePath): \(error)")
         }

@@ -67,24 +67,6 @@ public final class Database {
         try execute("PRAGMA secure_delete=FAST")
     }
 
-    /// Leaves checkpoints to someone else (`WALCheckpointer`): a commit on
-    /// this connection then never copies WAL pages into the database file or
-    /// waits for that file's fsync.
-    public func disableAutoCheckpoint() throws(SQLiteError) {
-        try execute("PRAGMA wal_autocheckpoint=0")
-    }
-
-    /// A passive checkpoint: copies what the WAL holds into the database as far
-    /// as readers allow, without blocking writers or readers. Returns the WAL's
-    /// frames and how many of them are now in the database.
-    @discardableResult
-    public func checkpointPassive() throws(SQLiteError) -> (frames: Int, copied: Int) {
-        var log: Int32 = 0, copied: Int32 = 0
-        let rc = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
-        guard rc == SQLITE_OK else { throw error(rc, "wal_checkpoint(PASSIVE)") }
-        return (Int(log), Int(copied))
-    }
-
     /// Copies the WAL into the database and truncates it to nothing (after a
     /// full disk: vigil's own files must not fill it again).
     public func truncateWAL() throws(SQLiteError) {
@@ -92,6 +74,9 @@ public final class Database {
     }
 
     deinit { sqlite3_close_v2(handle) }
+
+    /// Tries of the busy handler: 20 of 0.1 ms, then 1 ms each — 5 s in all.
+    static let busyTries: Int32 = 20 + 4_998
 
     public static var libraryVersion: String { String(cString: sqlite3_libversion()) }
 
