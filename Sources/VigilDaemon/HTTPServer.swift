@@ -74,6 +74,11 @@ struct DeskServer: Sendable {
 
     // MARK: - Responses
 
+    static func jsonBytes(_ status: HTTPResponse.Status, _ body: [UInt8]) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
     static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
         var buffer = ByteBuffer(string: JSONWriter.encode(value))
         buffer.writeString("\n")
@@ -167,9 +172,10 @@ struct DeskServer: Sendable {
             query.since = t
         }
         let final = query
-        let found = try await read { try IncidentHistory.list(final, in: $0) }
-        let now = Time.now()
-        return DeskServer.list(found, now: now)
+        // Query and JSON both on the reading thread: the async executors (where
+        // delivery runs) are not held by a list of thousands.
+        let bytes = try await read { try DeskServer.listBytes(IncidentHistory.list(final, in: $0), now: Time.now()) }
+        return DeskServer.jsonBytes(.ok, bytes)
     }
 
     func incident(_ id: String) async throws -> Response {
@@ -209,21 +215,27 @@ struct DeskServer: Sendable {
 
     func statusResponse() async throws -> Response {
         let absence = absenceRules
-        let open = try await read { db -> [IncidentHistory.Incident] in
+        // The open incidents, counted and the silent channels picked, on the reading thread.
+        let (openCount, bySeverity, byCommunity, silent) = try await read { db -> (Int, JSONObject, JSONObject, [JSONValue]) in
             var q = IncidentHistory.Query()
             q.limit = 100_000
-            return try IncidentHistory.list(q, in: db)
+            let open = try IncidentHistory.list(q, in: db)
+            var bySeverity = JSONObject(), byCommunity = JSONObject()
+            var severities = [Int](repeating: 0, count: Severity.allCases.count)
+            var communities: [String: Int] = [:]
+            for i in open {
+                severities[Severity.allCases.firstIndex(of: i.severity) ?? 0] += 1
+                communities[i.community ?? "-", default: 0] += 1
+            }
+            for (n, s) in Severity.allCases.enumerated().reversed() { bySeverity.appendUnique(s.name, .number(Double(severities[n]))) }
+            for (c, n) in communities.sorted(by: { $0.key < $1.key }) { byCommunity.appendUnique(c, .number(Double(n))) }
+            let silent: [JSONValue] = open.filter { absence.contains($0.rule) }.map { i in
+                ["channel": i.channel.map(JSONValue.string) ?? .null, "community": i.community.map(JSONValue.string) ?? .null,
+                 "location": i.location.map(JSONValue.string) ?? .null, "rule": .string(i.rule), "since": .string(Time.format(i.openedAt))]
+            }
+            return (open.count, bySeverity, byCommunity, silent)
         }
         let now = Time.now()
-        var bySeverity = JSONObject(), byCommunity = JSONObject()
-        for s in Severity.allCases.reversed() { bySeverity.appendUnique(s.name, .number(Double(open.filter { $0.severity == s }.count))) }
-        for (c, list) in Dictionary(grouping: open, by: { $0.community ?? "-" }).sorted(by: { $0.key < $1.key }) {
-            byCommunity.appendUnique(c, .number(Double(list.count)))
-        }
-        let silent: [JSONValue] = open.filter { absence.contains($0.rule) }.map { i in
-            ["channel": i.channel.map(JSONValue.string) ?? .null, "community": i.community.map(JSONValue.string) ?? .null,
-             "location": i.location.map(JSONValue.string) ?? .null, "rule": .string(i.rule), "since": .string(Time.format(i.openedAt))]
-        }
         let counters = metrics.values.withLock { ($0.receivedByFeed, $0.deadLetters) }
         let perSecond = rates.update(now: Time.monotonicMillis(), counts: counters.0)
         var feeds: [JSONValue] = []
@@ -245,7 +257,7 @@ struct DeskServer: Sendable {
         root.appendUnique("broker", ["url": .string(config.broker.url), "connected": .bool(status.connected)])
         root.appendUnique("feeds", .array(feeds))
         root.appendUnique("dead_letters", .object(dead))
-        root.appendUnique("open_incidents", ["total": .number(Double(open.count)), "by_severity": .object(bySeverity),
+        root.appendUnique("open_incidents", ["total": .number(Double(openCount)), "by_severity": .object(bySeverity),
                                              "by_community": .object(byCommunity)])
         root.appendUnique("silent_channels", .array(silent))
         root.appendUnique("queue", .object(queue))
@@ -285,8 +297,8 @@ struct DeskServer: Sendable {
         return (try? JSONParser.parse(w.bytes))?.objectValue ?? JSONObject()
     }
 
-    /// The list response: `{"count":N,"incidents":[…]}`.
-    static func list(_ incidents: [IncidentHistory.Incident], now: Millis) -> Response {
+    /// The list response's body: `{"count":N,"incidents":[…]}`.
+    static func listBytes(_ incidents: [IncidentHistory.Incident], now: Millis) -> [UInt8] {
         var w = JSONWriter(capacity: 64 + incidents.count * 400)
         w.raw("{\"count\":")
         w.writeInt(incidents.count)
@@ -296,8 +308,7 @@ struct DeskServer: Sendable {
             writeSummary(i, now: now, to: &w)
         }
         w.raw("]}\n")
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: w.bytes)))
+        return w.bytes
     }
 
     func page(_ request: Request) -> Response {
