@@ -122,17 +122,10 @@ public final class ChatSink: Sink {
             let response = try await client.execute(request, timeout: .milliseconds(timeout))
             var answer: [UInt8] = []
             for try await chunk in response.body where answer.count < 65_536 { answer += chunk.readableBytesView }
-            let code = Int(response.status.code)
-            switch code {
-            case 200..<300:
-                if let why = refusal(answer) { return .retry(reason: why, retryAfter: nil) }
-                return .delivered
-            case 408, 429, 500..<600:
-                let after = response.headers.first(name: "Retry-After").flatMap(WebhookSink.retryAfter)
-                return .retry(reason: "HTTP \(code)", retryAfter: after)
-            default:
-                return .permanent(reason: "HTTP \(code)")
-            }
+            let outcome = WebhookSink.outcome(response)
+            // A robot answers 200 with a non-zero errcode/code when it refuses.
+            if case .delivered = outcome, let why = refusal(answer) { return .retry(reason: why, retryAfter: nil) }
+            return outcome
         } catch {
             return .retry(reason: "\(error)", retryAfter: nil)
         }

@@ -83,18 +83,23 @@ public final class WebhookSink: Sink {
             let response = try await client.execute(request, timeout: .milliseconds(timeout))
             // Drain the body so the connection can be reused.
             for try await _ in response.body {}
-            let code = Int(response.status.code)
-            switch code {
-            case 200..<300:
-                return .delivered
-            case 408, 429, 500..<600:
-                let after = response.headers.first(name: "Retry-After").flatMap(WebhookSink.retryAfter)
-                return .retry(reason: "HTTP \(code)", retryAfter: after)
-            default:
-                return .permanent(reason: "HTTP \(code)")
-            }
+            return WebhookSink.outcome(response)
         } catch {
             return .retry(reason: "\(error)", retryAfter: nil)
+        }
+    }
+
+    /// What an HTTP answer means for a delivery: 2xx delivered; 408, 429 and
+    /// 5xx retried (after `Retry-After` when given); any other status is final.
+    static func outcome(_ response: HTTPClientResponse) -> DeliveryOutcome {
+        let code = Int(response.status.code)
+        switch code {
+        case 200..<300:
+            return .delivered
+        case 408, 429, 500..<600:
+            return .retry(reason: "HTTP \(code)", retryAfter: response.headers.first(name: "Retry-After").flatMap(WebhookSink.retryAfter))
+        default:
+            return .permanent(reason: "HTTP \(code)")
         }
     }
 

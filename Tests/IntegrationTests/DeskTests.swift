@@ -198,20 +198,7 @@ extension DeskTests {
 
 /// A plain HTTP POST to 127.0.0.1: (status, body).
 func httpPost(port: Int, path: String, body: String, token: String? = nil) throws -> (Int, String) {
-    guard let fd = connectLoopback(port) else { throw TestFailure("connect 127.0.0.1:\(port)") }
-    defer { close(fd) }
-    let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
     let bytes = Array(body.utf8)
-    let req = Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(bytes.count)\r\n\(auth)\r\n".utf8) + bytes
-    _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    var data: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { break }
-        data += buf[0..<n]
-    }
-    let text = String(decoding: data, as: UTF8.self)
-    guard let headEnd = text.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP response") }
-    return (Int(text.split(separator: " ")[1]) ?? 0, String(text[headEnd.upperBound...]))
+    return try httpRequest(port: port, head: "POST \(path) HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(bytes.count)\r\n",
+                           body: bytes, token: token)
 }

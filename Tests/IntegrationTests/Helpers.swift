@@ -74,10 +74,15 @@ final class NotifyReceiver {
 
 /// A plain HTTP GET to 127.0.0.1: (status, body).
 func httpGet(port: Int, path: String, token: String? = nil) throws -> (Int, String) {
+    try httpRequest(port: port, head: "GET \(path) HTTP/1.1\r\n", body: [], token: token)
+}
+
+/// One HTTP/1.1 request on a new loopback connection, read to its end: (status, body).
+func httpRequest(port: Int, head: String, body: [UInt8], token: String?) throws -> (Int, String) {
     guard let fd = connectLoopback(port) else { throw TestFailure("connect 127.0.0.1:\(port)") }
     defer { close(fd) }
     let auth = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
-    let req = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\(auth)\r\n".utf8)
+    let req = Array("\(head)Host: 127.0.0.1\r\nConnection: close\r\n\(auth)\r\n".utf8) + body
     _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
     var data: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 65536)
@@ -88,8 +93,7 @@ func httpGet(port: Int, path: String, token: String? = nil) throws -> (Int, Stri
     }
     let text = String(decoding: data, as: UTF8.self)
     guard let headEnd = text.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP response") }
-    let status = Int(text.split(separator: " ")[1]) ?? 0
-    return (status, String(text[headEnd.upperBound...]))
+    return (Int(text.split(separator: " ")[1]) ?? 0, String(text[headEnd.upperBound...]))
 }
 
 /// Splits a logfmt line into key/value pairs, or nil if it is not logfmt.

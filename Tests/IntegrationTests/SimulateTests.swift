@@ -5,6 +5,30 @@ import VigilDaemon
 import VigilSimulate
 
 @Suite(.serialized) struct SimulateTests {
+    /// vigil over the fixture registry with a file sink and `/metrics`, once it is connected to `broker`.
+    func startDaemon(broker: TestBroker, dir: String, clientID: String, rules: String) throws -> (vigil: VigilProcess, config: String, http: Int, ready: Bool) {
+        let http = try freePort()
+        let config = dir + "/vigil.yaml"
+        try """
+        broker: { url: "\(broker.url)", client_id: \(clientID), keepalive: 10s }
+        channels: \(repoRoot)/fixtures/channels.csv
+        rules: ["\(rules)"]
+        state_dir: \(dir)/state
+        http: { listen: "127.0.0.1:\(http)" }
+        dispatch:
+          sinks:
+            - { name: file, type: file, path: \(dir)/incidents.jsonl }
+        log: { level: warning }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let vigil = try VigilProcess(config: config, workDir: dir)
+        var ready = false
+        for _ in 0..<100 where !ready {
+            ready = ((try? metricSamples(port: http))?["vigil_broker_connected"] ?? 0) == 1
+            if !ready { usleep(100_000) }
+        }
+        return (vigil, config, http, ready)
+    }
+
     /// `vigil simulate` as a child process; its stderr goes to a file.
     func simulate(_ args: [String], dir: String) throws -> (Process, String) {
         let p = Process()
@@ -31,25 +55,7 @@ import VigilSimulate
             let text = try String(contentsOfFile: f, encoding: .utf8).replacingOccurrences(of: "absent_for: 10m", with: "absent_for: 40s")
             try text.write(toFile: dir + "/rules/" + (f as NSString).lastPathComponent, atomically: true, encoding: .utf8)
         }
-        let http = try freePort()
-        let config = dir + "/vigil.yaml"
-        try """
-        broker: { url: "\(broker.url)", client_id: vigil-e2e, keepalive: 10s }
-        channels: \(repoRoot)/fixtures/channels.csv
-        rules: ["\(dir)/rules/*.yaml"]
-        state_dir: \(dir)/state
-        http: { listen: "127.0.0.1:\(http)" }
-        dispatch:
-          sinks:
-            - { name: file, type: file, path: \(dir)/incidents.jsonl }
-        log: { level: warning }
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        let vigil = try VigilProcess(config: config, workDir: dir)
-        var ready = false
-        for _ in 0..<100 where !ready {
-            ready = ((try? metricSamples(port: http))?["vigil_broker_connected"] ?? 0) == 1
-            if !ready { usleep(100_000) }
-        }
+        let (vigil, _, http, ready) = try startDaemon(broker: broker, dir: dir, clientID: "vigil-e2e", rules: "\(dir)/rules/*.yaml")
         #expect(ready)
         usleep(300_000)  // subscriptions follow the CONNACK
 
@@ -96,25 +102,7 @@ import VigilSimulate
         let broker = try TestBroker(privateBroker: true)
         let dir = try makeWorkDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let http = try freePort()
-        let config = dir + "/vigil.yaml"
-        try """
-        broker: { url: "\(broker.url)", client_id: vigil-det, keepalive: 10s }
-        channels: \(repoRoot)/fixtures/channels.csv
-        rules: ["\(repoRoot)/config/rules.d/[1-5]*.yaml"]
-        state_dir: \(dir)/state
-        http: { listen: "127.0.0.1:\(http)" }
-        dispatch:
-          sinks:
-            - { name: file, type: file, path: \(dir)/incidents.jsonl }
-        log: { level: warning }
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        let vigil = try VigilProcess(config: config, workDir: dir)
-        var ready = false
-        for _ in 0..<100 where !ready {
-            ready = ((try? metricSamples(port: http))?["vigil_broker_connected"] ?? 0) == 1
-            if !ready { usleep(100_000) }
-        }
+        let (vigil, config, http, _) = try startDaemon(broker: broker, dir: dir, clientID: "vigil-det", rules: "\(repoRoot)/config/rules.d/[1-5]*.yaml")
         usleep(300_000)
         let (sim, errPath) = try simulate(["--broker", broker.url, "--channels", repoRoot + "/fixtures/channels.csv",
                                            "--rate", "400", "--duration", "20s", "--anomalies", "all=12", "--seed", "11"], dir: dir)
