@@ -30,36 +30,50 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
 
-        // Buffered reads of the broker socket for libmosquitto (why: in its header).
+        // The layers, bottom up. A module may import only those above it in this list;
+        // docs/ARCHITECTURE.md draws the same graph and says what each may never import.
 
-        // Values every stage shares: JSON, time, durations, channels, readings, incident events.
-        .target(name: "VigilCore", dependencies: [.product(name: "Yams", package: "Yams")]),
-        // Rule files → compiled rules, and the engine: a pure state machine over readings and time.
-        .target(name: "VigilRules", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
-        // The one place that speaks SQLite.
-        .target(name: "VigilStore", dependencies: ["CSQLite"]),
-        // Broker connection, topic patterns, payload decoding, dead letters.
-        .target(name: "VigilIngest", dependencies: ["VigilCore", "CMosquitto"]),
+        // Values every stage shares: JSON, time, durations, backoff, channels, readings,
+        // topics, incident events, recorded messages. Depends on nothing.
+        .target(name: "VigilCore"),
+        // Configuration files: YAML with positions → typed configuration, checked at load.
+        .target(name: "VigilConfig", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")]),
+        // Rule files → compiled rules, the engine (a pure state machine over readings and
+        // time), and what runs it offline: replay, rule tests, backtests.
+        .target(name: "VigilRules", dependencies: [
+            "VigilCore", "VigilConfig", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The one place that speaks SQLite: the connection, every schema and its migrator,
+        // the incident history.
+        .target(name: "VigilStore", dependencies: ["VigilCore", "CSQLite"]),
+        // The one place that speaks MQTT: libmosquitto behind a connection state machine
+        // and the driver every MQTT client of vigil turns.
+        .target(name: "VigilMQTT", dependencies: ["VigilCore", "CMosquitto"]),
         // The durable outbox and the sinks it delivers to.
         .target(name: "VigilDispatch", dependencies: [
-            "VigilCore", "VigilStore", "VigilIngest", .product(name: "Logging", package: "swift-log"),
+            "VigilCore", "VigilConfig", "VigilStore", "VigilMQTT", .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The ingestion stage: the loop, the journal, the redelivery filter, recovery.
+        .target(name: "VigilIngest", dependencies: [
+            "VigilCore", "VigilConfig", "VigilRules", "VigilStore", "VigilMQTT", "VigilDispatch",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Synthetic traffic for every feed, anomalies, and the check that each became its incident.
         .target(name: "VigilSimulate", dependencies: ["VigilCore"]),
-        // Configuration, the running daemon, the log stream.
+        // The running daemon: services, the duty desk (HTTP API, status page), metrics, the log stream.
         .target(name: "VigilDaemon", dependencies: [
-            "VigilCore", "VigilRules", "VigilIngest", "VigilDispatch", "VigilStore",
+            "VigilCore", "VigilConfig", "VigilRules", "VigilIngest", "VigilDispatch", "VigilStore", "VigilMQTT",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Yams", package: "Yams"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "vigil", dependencies: [
-            "VigilCore", "VigilRules", "VigilIngest", "VigilDispatch", "VigilDaemon", "VigilStore", "VigilSimulate",
+            "VigilCore", "VigilConfig", "VigilRules", "VigilMQTT", "VigilIngest", "VigilDispatch", "VigilDaemon", "VigilStore",
+            "VigilSimulate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -68,16 +82,25 @@ let package = Package(
 
         // Queue benchmarks behind docs/PERFORMANCE.md (scripts/bench); not part of the product.
         .executableTarget(name: "vigil-bench", dependencies: [
-            "VigilCore", "VigilDispatch", "VigilStore", "VigilIngest", .product(name: "Logging", package: "swift-log"),
+            "VigilCore", "VigilDispatch", "VigilStore", "VigilMQTT", .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Benchmarks/VigilBench"),
 
+        // What the tests share: temporary folders, real brokers, relays, publishers, receivers.
+        .target(name: "VigilTestSupport", dependencies: [
+            "VigilCore", "VigilStore", "VigilMQTT", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
-        .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilDaemon"]),
+        .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilConfig", "VigilIngest"]),
+        .testTarget(name: "VigilStoreTests", dependencies: ["VigilStore", "VigilCore", "VigilTestSupport"]),
         .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore", "VigilStore", "VigilSimulate",
-                                                               .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "VigilSimulateTests", dependencies: ["VigilSimulate", "VigilDaemon", "VigilCore"]),
+        .testTarget(name: "VigilIngestTests", dependencies: ["VigilIngest", "VigilCore"]),
+        .testTarget(name: "VigilDaemonTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "VigilDaemon", "VigilConfig", "VigilIngest", "VigilMQTT", "VigilCore", "VigilStore", "VigilSimulate", "VigilTestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "VigilSimulateTests", dependencies: ["VigilSimulate", "VigilRules", "VigilCore", "VigilConfig", "VigilIngest"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,7 +8,7 @@ import Foundation
 import Logging
 import VigilCore
 import VigilDispatch
-import VigilIngest
+import VigilMQTT
 import VigilStore
 
 func event(_ i: Int) -> IncidentEvent {

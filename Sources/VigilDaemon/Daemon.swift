@@ -1,9 +1,12 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import VigilConfig
 import VigilCore
-import VigilDispatch
 import VigilIngest
+import VigilRules
+import VigilDispatch
+import VigilMQTT
 import VigilStore
 
 /// `vigil run`: the services of the daemon in one ServiceGroup, which owns
@@ -28,7 +31,7 @@ public struct Daemon {
         let lock = try StateDirectoryLock(config.stateDirectory)
         defer { lock.release() }
         // The state database must be vigil's (or new) before anything opens it.
-        _ = try StateStore(path: config.stateDatabasePath, sinks: [], sync: config.journalSync)
+        _ = try StateSchema.open(path: config.stateDatabasePath, sync: config.journalSync == .full ? .full : .normal)
         if config.journalSync == .normal {
             logger.warning("journal.sync is normal: a power cut can lose readings the broker was told were received",
                            metadata: ["state_dir": .string(config.stateDirectory)])

@@ -3,7 +3,10 @@ import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
+import VigilConfig
 import VigilCore
+import VigilIngest
+import VigilRules
 import VigilDispatch
 import VigilStore
 
@@ -93,7 +96,7 @@ struct DeskServer: Sendable {
     func metricsResponse() async throws -> Response {
         var snap = Metrics.Snapshot(connected: status.connected, pending: gauge.perSink, sinks: config.dispatch.sinks.map(\.name),
                                     openIncidents: status.openIncidents)
-        snap.intakeHalted = status.values.withLock { $0.intakeHalted } != nil
+        snap.intakeHalted = status.intakeHalted != nil
         let sinks = snap.sinks
         let (bySeverity, oldest) = try await read { db -> ([String: Int], [String: Double]) in
             var by: [String: Int] = [:]
@@ -261,7 +264,7 @@ struct DeskServer: Sendable {
                                              "by_community": .object(byCommunity)])
         root.appendUnique("silent_channels", .array(silent))
         root.appendUnique("queue", .object(queue))
-        root.appendUnique("intake_halted", status.values.withLock { $0.intakeHalted }.map(JSONValue.string) ?? .null)
+        root.appendUnique("intake_halted", status.intakeHalted.map(JSONValue.string) ?? .null)
         return DeskServer.json(.ok, .object(root))
     }
 

@@ -1,5 +1,8 @@
 import Logging
+import VigilConfig
 import VigilCore
+import VigilIngest
+import VigilRules
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,11 +1,14 @@
 import Foundation
 import Synchronization
+import VigilConfig
 import VigilCore
 import VigilIngest
+import VigilRules
+import VigilMQTT
 import VigilStore
 
 /// The daemon's counters and gauges, rendered in the Prometheus text format.
-public final class Metrics: Sendable {
+public final class Metrics: IngestMetrics {
     struct Values {
         var receivedByFeed: [String: Int] = [:]
         var deadLetters: [String: Int] = [:]
@@ -28,7 +31,9 @@ public final class Metrics: Sendable {
 
     public init() {}
 
-    func recordBatch(received: [String: Int], dead: [DeadLetterReason], readings: Int, events: [IncidentEvent], lagSeconds: Double, suppressed: Int) {
+    public var lagSeconds: Double { values.withLock { $0.lagSeconds } }
+
+    public func recordBatch(received: [String: Int], dead: [DeadLetterReason], readings: Int, events: [IncidentEvent], lagSeconds: Double, suppressed: Int) {
         values.withLock { v in
             for (f, n) in received { v.receivedByFeed[f, default: 0] += n }
             for d in dead { v.deadLetters[d.rawValue, default: 0] += 1 }
@@ -39,7 +44,7 @@ public final class Metrics: Sendable {
         }
     }
 
-    func recordCommit(seconds: Double, readingLags: [Double]) {
+    public func recordCommit(seconds: Double, readingLags: [Double]) {
         values.withLock { v in
             v.commitSeconds.observe(seconds)
             for l in readingLags { v.readingLagSeconds.observe(l) }
@@ -59,11 +64,11 @@ public final class Metrics: Sendable {
         }
     }
 
-    func recordShed(_ n: Int) { values.withLock { $0.shed += n } }
+    public func recordShed(_ n: Int) { values.withLock { $0.shed += n } }
 
-    func recordIntakeHalt() { values.withLock { $0.intakeHalts += 1 } }
+    public func recordIntakeHalt() { values.withLock { $0.intakeHalts += 1 } }
 
-    func recordReload(_ outcome: String) { values.withLock { $0.reloads[outcome, default: 0] += 1 } }
+    public func recordReload(_ outcome: String) { values.withLock { $0.reloads[outcome, default: 0] += 1 } }
 
     /// The exposition: HELP and TYPE lines, then samples, families in a fixed order.
     /// What the exposition needs beyond the counters: read from the daemon's state when scraped.

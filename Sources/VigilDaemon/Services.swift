@@ -2,7 +2,10 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import UnixSignals
+import VigilConfig
 import VigilCore
+import VigilIngest
+import VigilRules
 import VigilDispatch
 #if canImport(Glibc)
 import Glibc
@@ -128,7 +131,7 @@ struct Liveness: Sendable {
     }()
 
     func stagesAlive(now: Millis) -> String? {
-        let loopAt = status.values.withLock { $0.lastLoopAt }
+        let loopAt = status.lastLoopAt
         if loopAt > 0, now - loopAt > Liveness.ingestStall { return "ingestion stage not progressing" }
         let beat = dispatcher.heartbeat.load(ordering: .relaxed)
         if beat > 0, now - beat > 30_000 { return "dispatch stage not progressing" }
@@ -137,7 +140,7 @@ struct Liveness: Sendable {
 
     func health(now: Millis) -> (Bool, String?) {
         if !status.ready { return (false, "starting") }
-        if let halted = status.values.withLock({ $0.intakeHalted }) { return (false, halted) }
+        if let halted = status.intakeHalted { return (false, halted) }
         if let wedged = stagesAlive(now: now) { return (false, wedged) }
         if !status.connected { return (false, "broker unreachable") }
         return (true, nil)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import VigilConfig
 import VigilCore
 
 /// Posts each event to a duty group's chat robot — DingTalk, WeCom or Feishu —
@@ -17,7 +18,7 @@ import VigilCore
 /// permanent), and a 2xx is only a delivery when the vendor's `errcode` (or
 /// Feishu's `code`) is 0: anything else is retried until `max_age`.
 public final class ChatSink: Sink {
-    public enum Vendor: String, Sendable, CaseIterable { case dingtalk, wecom, feishu }
+    public typealias Vendor = ChatVendor
 
     public let name: String
     let vendor: Vendor
@@ -142,7 +143,7 @@ public final class ChatSink: Sink {
 /// The card a duty group reads: severity, title, community and location,
 /// local time in the configured zone, incident id — Chinese by default.
 public struct ChatCard: Sendable {
-    public enum Language: String, Sendable { case zh, en }
+    public typealias Language = ChatLanguage
     public let timeZone: TimeZone
     public let language: Language
 

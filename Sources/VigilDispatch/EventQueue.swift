@@ -45,74 +45,14 @@ public final class EventQueue {
     /// An event's delivery rows for all its sinks, in one statement.
     let insertDeliveries: MultiRowInsert
 
-    /// `events` holds each event once. `deliveries` is one row per (sink, event),
-    /// keyed in the order a sink takes them — state, then severity (highest
-    /// first), then FIFO — so a sink's next batch is a walk along the key and
-    /// an insert touches one B-tree. `incident` groups an incident's deliveries
-    /// (a 64-bit hash of incident_id) for keeping its events in order.
-    public static let schema = """
-        CREATE TABLE IF NOT EXISTS events(
-            seq INTEGER PRIMARY KEY,
-            event_id TEXT NOT NULL UNIQUE,
-            incident_id TEXT NOT NULL,
-            type TEXT NOT NULL,
-            rule TEXT NOT NULL,
-            severity INTEGER NOT NULL,
-            created_at INTEGER NOT NULL,
-            body TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS deliveries(
-            sink TEXT NOT NULL,
-            state INTEGER NOT NULL,
-            severity INTEGER NOT NULL,
-            seq INTEGER NOT NULL,
-            incident INTEGER NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_at INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            updated_at INTEGER,
-            PRIMARY KEY(sink, state, severity DESC, seq)) WITHOUT ROWID;
-        """
-
-    public init(db: Database) throws(SQLiteError) {
+    /// The outbox of an open state database (migrated to this build's schema first).
+    public init(db: Database) throws {
         self.db = db
-        try EventQueue.migrate(db)
-        try db.execute(EventQueue.schema)
+        try StateSchema.migrate(db)
         insertEvent = try db.prepare(
             "INSERT OR IGNORE INTO events(event_id, incident_id, type, rule, severity, created_at, body) VALUES(?,?,?,?,?,?,?)")
         insertDeliveries = MultiRowInsert(db: db, head: "INSERT OR IGNORE INTO deliveries(sink, state, severity, seq, incident) VALUES",
                                           row: "(?,0,?,?,?)")
-    }
-
-    /// Brings a version-1 queue (deliveries keyed by sink and seq, with order
-    /// and incident indexes) to the current schema, keeping every row.
-    static func migrate(_ db: Database) throws(SQLiteError) {
-        do {
-            let hasOld = try db.prepare("SELECT count(*) FROM pragma_table_info('deliveries') WHERE name = 'incident_id'").scalarInt() ?? 0
-            guard hasOld > 0 else { return }
-            try db.transaction {
-                try db.execute("""
-                    DROP INDEX IF EXISTS events_incident;
-                    DROP INDEX IF EXISTS deliveries_order;
-                    DROP INDEX IF EXISTS deliveries_incident;
-                    ALTER TABLE deliveries RENAME TO deliveries_v1;
-                    """)
-                try db.execute(EventQueue.schema)
-                let insert = try db.prepare("""
-                    INSERT INTO deliveries(sink, state, severity, seq, incident, attempts, next_at, last_error, updated_at)
-                    VALUES(?,?,?,?,?,?,?,?,?)
-                    """)
-                try db.prepare("SELECT sink, state, severity, seq, incident_id, attempts, next_at, last_error, updated_at FROM deliveries_v1")
-                    .query([]) { r in
-                        try insert.run(.text(r.text(0)), .int(r.int(1)), .int(r.int(2)), .int(r.int(3)), .int(incidentKey(r.text(4))),
-                                       .int(r.int(5)), .int(r.int(6)), r.isNull(7) ? .null : .text(r.text(7)), r.isNull(8) ? .null : .int(r.int(8)))
-                    }
-                try db.execute("DROP TABLE deliveries_v1")
-            }
-        } catch let e as SQLiteError {
-            throw e
-        } catch {
-            throw SQLiteError(code: 1, message: "queue migration: \(error)")
-        }
     }
 
     /// Writes events inside the caller's transaction. An event whose id is
@@ -130,7 +70,7 @@ public final class EventQueue {
                                 .int(severity), .int(now), .utf8(w.bytes))
             guard db.changes == 1 else { continue }
             let seq = db.lastInsertRowID
-            let incident = incidentKey(e.incidentID)
+            let incident = StateSchema.incidentKey(e.incidentID)
             var values: [Statement.Value] = []
             values.reserveCapacity(4 * sinks.count)
             for s in sinks where s.accepts(e) {
@@ -150,14 +90,6 @@ public final class EventQueue {
         }
         return out
     }
-}
-
-/// The grouping key of an incident's deliveries: FNV-1a, 64 bits. Two
-/// incidents sharing a key would only make one wait for the other.
-func incidentKey(_ id: String) -> Int64 {
-    var h: UInt64 = 0xCBF2_9CE4_8422_2325
-    for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-    return Int64(bitPattern: h)
 }
 
 /// One sink's view of the queue: its next batch, and marking what it delivered.

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import VigilCore
-import VigilIngest
+import VigilMQTT
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,3 +1,4 @@
+import VigilConfig
 import VigilCore
 
 /// A parsed expression, before compilation.

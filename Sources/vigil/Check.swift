@@ -1,5 +1,8 @@
 import ArgumentParser
+import VigilConfig
 import VigilDaemon
+import VigilIngest
+import VigilRules
 
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

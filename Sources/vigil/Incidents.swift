@@ -3,7 +3,10 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import VigilCore
+import VigilConfig
 import VigilDaemon
+import VigilIngest
+import VigilRules
 import VigilDispatch
 import VigilStore
 

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
 import VigilCore
+import VigilConfig
 import VigilDaemon
+import VigilIngest
+import VigilRules
 import VigilDispatch
 
 struct Queue: AsyncParsableCommand {

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Glibc
 import VigilCore
+import VigilConfig
 import VigilDaemon
+import VigilIngest
+import VigilRules
 
 struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Logging
 import VigilCore
+import VigilConfig
 import VigilDaemon
+import VigilIngest
+import VigilRules
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the daemon until SIGTERM or SIGINT.")

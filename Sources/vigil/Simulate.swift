@@ -2,8 +2,11 @@ import ArgumentParser
 import Foundation
 import Synchronization
 import VigilCore
+import VigilConfig
 import VigilDaemon
 import VigilIngest
+import VigilRules
+import VigilMQTT
 import VigilSimulate
 
 /// Set by SIGINT/SIGTERM: the publisher stops after the current message.

@@ -1,5 +1,8 @@
 import ArgumentParser
+import VigilConfig
 import VigilDaemon
+import VigilIngest
+import VigilRules
 
 struct Test: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run rule unit-test files.")

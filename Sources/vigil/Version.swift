@@ -1,7 +1,10 @@
 import ArgumentParser
 import VigilCore
+import VigilConfig
 import VigilDaemon
 import VigilIngest
+import VigilRules
+import VigilMQTT
 import VigilStore
 
 struct Version: AsyncParsableCommand {

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Logging
+import VigilConfig
 import VigilDaemon
+import VigilIngest
+import VigilRules
 
 @main
 struct Vigil: AsyncParsableCommand {

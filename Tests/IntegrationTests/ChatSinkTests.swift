@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VigilCore
+import VigilTestSupport
 
 /// The chat sinks (SPEC §8) against fake DingTalk, WeCom and Feishu robots
 /// (`Tests/FakeRobots/fake_robots.py`) that check each signature with

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VigilTestSupport
 
 @Suite(.serialized) struct DaemonTests {
     @Test func aFireAlarmReachesTheFileSinkWithinOneSecondAndBadInputDoesNotStopIt() throws {

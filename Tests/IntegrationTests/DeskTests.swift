@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VigilCore
+import VigilTestSupport
 
 /// The duty desk (SPEC §1 `vigil incidents` / `vigil ack`, §7 acknowledgement
 /// and reminders, §9 HTTP API) against a running daemon and a real broker.

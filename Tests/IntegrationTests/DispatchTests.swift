@@ -1,6 +1,9 @@
 import Foundation
 import Testing
+import VigilIngest
+import VigilRules
 import VigilCore
+import VigilTestSupport
 
 /// A test's own rules: a fire alarm that updates on every matching reading.
 let dispatchRules = """

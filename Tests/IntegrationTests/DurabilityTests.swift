@@ -1,6 +1,9 @@
 import Foundation
 import Testing
+import VigilIngest
+import VigilRules
 import VigilCore
+import VigilTestSupport
 import VigilDaemon
 import VigilStore
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VigilCore
+import VigilTestSupport
 import VigilStore
 
 /// SPEC §9 "Failure" against the real binary: a start that cannot work ends

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VigilCore
+import VigilTestSupport
 
 /// A full disk (SPEC §9): intake stops with nothing acknowledged, `/healthz`
 /// says so, the log gets one line (not thousands), SIGTERM still works, and

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VigilTestSupport
 
 @Suite(.serialized) struct OperationsTests {
     func prefix() -> String { "t" + UUID().uuidString.prefix(8).lowercased() }

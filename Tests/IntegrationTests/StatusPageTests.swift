@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VigilCore
+import VigilTestSupport
 
 /// The status page in a real browser: Debian's headless Chromium driven over
 /// WebDriver (chromedriver) against a running daemon and broker.

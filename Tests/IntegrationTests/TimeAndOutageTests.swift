@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilIngest
+import VigilTestSupport
+import VigilMQTT
 import VigilStore
 
 /// SPEC §4 "Time" against a real broker: outages are blind time, not
@@ -211,71 +212,4 @@ func registryChannels() -> [(channel: String, feed: String, community: String)] 
         let cols = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         return (cols[c], cols[f], cols[m])
     }
-}
-
-/// Sends one QoS 0 message per channel every `every` seconds, reconnecting
-/// whenever the broker goes away; `quiet` falls silent after the first round.
-final class HeartbeatPublisher: @unchecked Sendable {
-    // @unchecked: the client is touched only by the publisher's thread; `stopped` is atomic.
-    let client: MosquittoClient
-    let messages: [(channel: String, topic: String, payload: String)]
-    let every: TimeInterval
-    let quiet: String
-    let stopped = StopFlagBox()
-    let finished = StopFlagBox()
-
-    init(broker: TestBroker, messages: [(String, String, String)], every: TimeInterval, quiet: String) throws {
-        client = try MosquittoClient(options: .init(host: broker.host, port: broker.port, clientID: "hb-" + UUID().uuidString.prefix(8),
-                                                    cleanSession: true))
-        self.messages = messages
-        self.every = every
-        self.quiet = quiet
-    }
-
-    func start() {
-        let t = Thread { [self] in run() }
-        t.start()
-    }
-
-    func stop() {
-        stopped.set()
-        while !finished.isSet { usleep(10_000) }
-    }
-
-    func run() {
-        defer { finished.set() }
-        var round = 0
-        var next = Date()
-        _ = try? client.connect()
-        while !stopped.isSet {
-            if client.socket < 0 {
-                _ = try? client.reconnect()
-                usleep(200_000)
-                continue
-            }
-            let ready = client.wait(read: true, timeoutMs: 20)
-            if ready.readable { _ = client.readAvailable(maxMessages: 1000) }
-            _ = client.takeEvents()
-            _ = client.takeMessages()
-            if Date() >= next {
-                for m in messages where round == 0 || m.channel != quiet {
-                    _ = try? client.publish(topic: m.topic, payload: Array(m.payload.utf8), qos: 0)
-                }
-                round += 1
-                next = next.addingTimeInterval(every)
-            }
-            _ = client.writePending()
-            _ = client.housekeeping()
-        }
-        client.disconnect()
-    }
-}
-
-/// A flag for test threads.
-final class StopFlagBox: @unchecked Sendable {
-    // @unchecked: every access holds `lock`.
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -1,6 +1,7 @@
 import Testing
 import VigilCore
-import VigilDaemon
+import VigilConfig
+import VigilIngest
 @testable import VigilRules
 
 /// An evaluator fed like `vigil replay`: records at offsets from a start time.

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilDaemon
+import VigilConfig
+import VigilIngest
 @testable import VigilRules
 
 /// One broken file and the error `vigil check` must report for it.

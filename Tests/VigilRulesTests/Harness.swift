@@ -1,6 +1,7 @@
 import Foundation
 import VigilCore
-import VigilDaemon
+import VigilConfig
+import VigilIngest
 @testable import VigilRules
 
 /// A scratch folder removed when the test ends.

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilDaemon
+import VigilConfig
+import VigilIngest
 @testable import VigilRules
 
 let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/RunnerAndReplayTests.swift", with: "")

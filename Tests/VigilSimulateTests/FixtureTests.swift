@@ -1,7 +1,9 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilDaemon
+import VigilConfig
+import VigilIngest
+import VigilRules
 import VigilSimulate
 
 /// fixtures/<feed>/: a recorded stream per feed (made by scripts/gen-fixtures),

@@ -1,7 +1,9 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilDaemon
+import VigilConfig
+import VigilIngest
+import VigilRules
 @testable import VigilSimulate
 
 let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilSimulateTests/SimulatorTests.swift", with: "")

@@ -1,0 +1,339 @@
+import Foundation
+import Logging
+import VigilConfig
+import VigilCore
+import VigilDispatch
+import VigilMQTT
+import VigilRules
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The ingestion and evaluation stage, on its own thread: read what the
+/// socket holds, evaluate it, commit the journal, the events and the dead
+/// letters in one transaction, and only then write — so PUBACKs follow the
+/// commit. While the dispatch queue is full it stops reading; the broker
+/// holds the messages. Connection losses and returns are journaled as broker
+/// marks, so that recovery and replay see the same blind time.
+public final class IngestLoop {
+    var setup: Setup
+    let logger: Logger
+    let gauge: PendingGauge
+    let dispatcher: Dispatcher
+    let status: IngestStatus
+    let stop: StopFlag
+    let reload: StopFlag
+    let metrics: any IngestMetrics
+    let password: String?
+    let notifier = SystemdNotifier()
+    var lastStatus: Millis = 0
+
+    var evaluator: Evaluator
+    var store: StateStore!
+    var client: MosquittoClient!
+    var deadLetterLog = RateLimiter(perSecond: 5)
+    var shedLog = RateLimiter(perSecond: 5)
+    var lastStats: Millis = 0
+    var statsBase = (received: 0, readings: 0, at: Millis(0))
+    var backpressured = false
+    var pendingSubscriptions = Set<Int32>()
+    var heldBySevereEvents = false
+    /// When the engine state was last checkpointed (every 2 s, and at stop).
+    var lastCheckpoint: Millis = 0
+    static let checkpointInterval: Millis = 2000
+    var lastTrim: Millis = 0
+    var lastHistoryTrim: Millis = 0
+    var redelivery: RedeliveryFilter?
+
+    /// What arrived since the last batch, in order: messages and broker marks.
+    enum Incoming {
+        case message(MosquittoClient.Message)
+        case mark(BrokerMark)
+        /// A person's acknowledgement from the API, answered once it is committed.
+        case ack(Acknowledgement, CheckedContinuation<AckInbox.Answer, Never>)
+    }
+    let acks: AckInbox
+    var incoming: [Incoming] = []
+    /// Between an accepted CONNACK and the loss of that connection.
+    var connected = false
+    /// Arrival times never go back, whatever the wall clock does.
+    var lastArrival: Millis = 0
+    var outage: BrokerOutage
+    /// A batch whose commit failed, retried until it is on disk (see `commit`).
+    var held: PendingCommit?
+    var lastHaltLog: Millis = -60_000
+    /// An error the loop cannot go on after (a damaged state database).
+    var fatal: Error?
+    /// `journal.max_size`, or less after the disk filled up once (kept in the state database).
+    var journalLimit: Int64 = .max
+
+    public init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
+         reload: StopFlag, metrics: any IngestMetrics, acks: AckInbox) {
+        self.acks = acks
+        self.reload = reload
+        self.metrics = metrics
+        self.setup = setup
+        self.password = password
+        self.logger = logger
+        self.gauge = gauge
+        self.dispatcher = dispatcher
+        self.status = status
+        self.stop = stop
+        self.evaluator = setup.evaluator()
+        self.outage = BrokerOutage(url: setup.config.broker.url, after: setup.config.broker.blindIncidentAfter, lostAt: Time.now())
+    }
+
+    var config: VigilConfig { setup.config }
+
+    public func run() throws {
+        let sinks = config.dispatch.sinks.map { EventQueue.SinkRoute(name: $0.name, routes: $0.routes, minSeverity: $0.minSeverity) }
+        store = try StateStore(path: config.stateDatabasePath, sinks: sinks, sync: config.journalSync)
+        gauge.set(try store.queue.pendingCounts())
+        try store.measureJournal()
+        journalLimit = config.journalMaxSize
+        if let saved = try store.state("journal_limit"), let n = Int64(String(decoding: saved, as: UTF8.self)) {
+            journalLimit = min(journalLimit, n)
+        }
+        try? store.db.truncateWAL()
+        let b = config.broker
+        client = try MosquittoClient(options: .init(
+            host: b.host, port: b.port, clientID: b.clientID, cleanSession: b.cleanSession, protocolV5: b.protocolVersion == "5",
+            keepaliveSeconds: Int(b.keepalive / 1000), username: b.username, password: password, useTLS: b.useTLS,
+            caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
+            keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure,
+            sessionExpirySeconds: UInt32(b.sessionExpiry / 1000)))
+        let startAt = Time.now()
+        lastArrival = startAt
+        do { try recover(startAt: startAt) } catch is StopRequested { return }
+        statsBase.at = startAt
+        lastStats = startAt
+        status.values.withLock { $0.ready = true; $0.lastLoopAt = startAt }
+        notifier.notify("READY=1\nSTATUS=started, connecting to \(config.broker.url)")
+        if ProcessInfo.processInfo.environment["VIGIL_TEST_WEDGE"] == "ingest" {
+            // Test hook: a stage that stops making progress (the watchdog must notice).
+            logger.warning("test hook: ingestion wedged")
+            while !stop.isSet { usleep(50_000) }
+        }
+        loop()
+        for p in acks.take() { p.answer.resume(returning: .unavailable("vigil is stopping")) }
+        if let fatal { throw fatal }
+        // Stopping: the connection ends here (a broker mark), what is in hand
+        // is committed with a checkpoint, then the PUBACKs may go — unless a
+        // commit is still held: then nothing is acknowledged and the broker
+        // sends those messages again after the restart.
+        if held == nil {
+            if connected { connectionLost(Time.now()) }
+            lastCheckpoint = 0
+            processBatch(now: Time.now())
+        }
+        if held == nil { _ = client.writePending() }
+        client.disconnect()
+        if held == nil { _ = client.writePending() }
+    }
+
+    /// Reconnection: every lost or refused connection schedules one backoff step.
+    var backoff: Millis = 0
+    var nextAttempt: Millis = 0
+    var reconnectScheduled = false
+
+    func scheduleReconnect(_ now: Millis) {
+        guard !reconnectScheduled else { return }
+        reconnectScheduled = true
+        nextAttempt = now + backoff
+        backoff = min(backoff * 2, config.broker.reconnectMax)
+    }
+
+    func loop() {
+        var connectedSocket = false
+        var firstAttempt = true
+        backoff = config.broker.reconnectInitial
+        while !stop.isSet && fatal == nil {
+            let now = Time.now()
+            if let c = held {
+                // Intake stays stopped until the held batch is on disk; the loop keeps turning for stop, health and stats.
+                if Time.monotonicMillis() >= c.nextTry {
+                    // A failed transaction leaves its frames in the WAL file: checkpoint and truncate
+                    // it first, so the retry has the space those took.
+                    try? store.db.truncateWAL()
+                    commit(c)
+                }
+                status.values.withLock { $0.lastLoopAt = Time.now() }
+                if held != nil { usleep(100_000) }
+                periodic(Time.now())
+                continue
+            }
+            if reload.take() { reloadRules() }
+            if client.socket < 0 {
+                if connectedSocket {
+                    connectedSocket = false
+                    connectionLost(now)
+                    scheduleReconnect(now)
+                }
+                if now >= nextAttempt {
+                    do {
+                        if firstAttempt { try client.connect() } else { try client.reconnect() }
+                        connectedSocket = true
+                        reconnectScheduled = false
+                    } catch {
+                        logger.error("broker connect failed", metadata: [
+                            "broker": .string(config.broker.url), "error": .string(error.description),
+                            "retry_in": .string(Units.formatDuration(backoff)),
+                        ])
+                        reconnectScheduled = false
+                        scheduleReconnect(now)
+                    }
+                    firstAttempt = false
+                }
+                if client.socket < 0 {
+                    // Blind: the clock stands still; only the outage incident, acknowledgements and checkpoints move.
+                    takeAcknowledgements()
+                    processBatch(now: Time.now())
+                    let wait = max(1, min(nextAttempt - Time.now(), 200))
+                    usleep(UInt32(wait) * 1000)
+                    periodic(Time.now())
+                    continue
+                }
+            }
+            let full = gauge.pending >= config.dispatch.maxPending
+            if !full { heldBySevereEvents = false }
+            // block: a full queue stops reading. shed: reading goes on, events
+            // below shed_below are dropped, and a severe event arriving while
+            // full stops reading until the queue drains.
+            backpressured = full && (config.dispatch.overflow == .block || heldBySevereEvents)
+            let timeout = Int32(max(0, min(sleepBudget(now), 1000)))
+            let ready = client.wait(read: !backpressured, timeoutMs: timeout, wake: acks.wakeFD)
+            var rc: Int32 = 0
+            if ready.readable && !backpressured {
+                rc = client.readAvailable(maxMessages: 4096, maxBytes: 1 << 20)
+            }
+            // A CONNACK comes before the messages of its connection; a loss after them.
+            let lost = handleClientEvents()
+            for m in client.takeMessages() { incoming.append(.message(m)) }
+            if lost { connectionLost(Time.now()) }
+            takeAcknowledgements()
+            processBatch(now: Time.now())
+            // Not one byte goes out while a batch is held: its PUBACKs wait in libmosquitto's queue.
+            if held != nil { continue }
+            if rc == 0 { rc = client.writePending() }
+            if rc == 0 { rc = client.housekeeping() }
+            let lostLater = handleClientEvents()
+            if rc != 0 && client.socket < 0 {
+                if !lost && !lostLater && !reconnectScheduled {
+                    logger.warning("broker connection lost", metadata: [
+                        "broker": .string(config.broker.url), "error": .string(MosquittoError(code: rc, context: "connection").description),
+                        "retry_in": .string(Units.formatDuration(backoff)),
+                    ])
+                }
+                scheduleReconnect(Time.now())
+            }
+            if lostLater || (rc != 0 && client.socket < 0) { connectionLost(Time.now()) }
+            periodic(Time.now())
+        }
+    }
+
+    func takeAcknowledgements() {
+        for p in acks.take() { incoming.append(.ack(p.ack, p.answer)) }
+    }
+
+    /// The connection is gone: a `lost` mark (once per connection), and the outage clock starts.
+    func connectionLost(_ now: Millis) {
+        status.values.withLock { $0.connected = false }
+        outage.connectionLost(at: now)
+        guard connected else { return }
+        connected = false
+        incoming.append(.mark(.lost))
+    }
+
+    /// How long the loop may sleep: until the next rule timer, at most half a keepalive.
+    func sleepBudget(_ now: Millis) -> Millis {
+        var budget = min(config.broker.keepalive / 2, 1000)
+        if let due = evaluator.engine.nextDeadline() { budget = min(budget, max(0, due - now)) }
+        return budget
+    }
+
+    /// Logs connection events, journals a `connected` mark for an accepted
+    /// CONNACK; returns whether the connection went away.
+    func handleClientEvents() -> Bool {
+        var disconnected = false
+        for e in client.takeEvents() {
+            switch e {
+            case .connected(let code, let reason, let sessionPresent):
+                if code == 0 {
+                    endRedeliveryFilter()
+                    if sessionPresent && config.broker.qos > 0 { armRedeliveryFilter() }
+                    backoff = config.broker.reconnectInitial
+                    status.values.withLock { $0.connected = true }
+                    if !connected {
+                        connected = true
+                        incoming.append(.mark(.connected))
+                    }
+                    logger.notice("broker connected", metadata: [
+                        "broker": .string(config.broker.url), "client_id": .string(config.broker.clientID),
+                        "session_present": .stringConvertible(sessionPresent),
+                    ])
+                    subscribe()
+                } else {
+                    logger.error("broker refused the connection", metadata: [
+                        "broker": .string(config.broker.url), "reason": .string(reason), "retry_in": .string(Units.formatDuration(backoff)),
+                    ])
+                    scheduleReconnect(Time.now())
+                }
+            case .disconnected(let code):
+                disconnected = true
+                status.values.withLock { $0.connected = false }
+                if !stop.isSet && !reconnectScheduled {
+                    logger.warning("broker disconnected", metadata: ["broker": .string(config.broker.url), "code": .stringConvertible(code)])
+                }
+            case .subscribed(let mid, let granted):
+                if granted.contains(where: { $0 >= 0x80 }) {
+                    logger.error("subscription refused by the broker", metadata: ["mid": .stringConvertible(mid)])
+                }
+                if pendingSubscriptions.remove(mid) != nil, pendingSubscriptions.isEmpty {
+                    logger.notice("subscriptions active", metadata: [
+                        "count": .stringConvertible(config.subscriptions.count), "qos": .stringConvertible(config.broker.qos),
+                        "shared_group": .string(config.broker.sharedGroup ?? "none"),
+                    ])
+                }
+            case .published:
+                break
+            }
+        }
+        return disconnected
+    }
+
+    func subscribe() {
+        for sub in config.subscriptions {
+            var filter = sub.pattern.filter
+            if let g = config.broker.sharedGroup { filter = "$share/\(g)/\(filter)" }
+            do { pendingSubscriptions.insert(try client.subscribe(filter, qos: Int32(config.broker.qos))) } catch {
+                logger.error("subscribe failed", metadata: ["topic": .string(filter), "error": .string(error.description)])
+            }
+        }
+    }
+
+    func armRedeliveryFilter() {
+        do {
+            redelivery = RedeliveryFilter(seqByPacketID: try store.recentPacketIDs(last: RedeliveryFilter.window))
+        } catch {
+            redelivery = nil
+            logger.warning("cannot read the journal tail", metadata: ["error": .string("\(error)")])
+        }
+    }
+
+    /// Whether a message is the broker's resending of one already journaled.
+    func isRedelivery(_ m: MosquittoClient.Message) -> Bool {
+        guard redelivery != nil else { return false }
+        let resend = redelivery!.isResend(packetID: m.mid, qos: m.qos) { seq in
+            (try? store.journalRow(seq, is: m.topic, m.payload)) == true
+        }
+        if redelivery!.ended { endRedeliveryFilter() }
+        return resend
+    }
+
+    func endRedeliveryFilter() {
+        if let f = redelivery, f.skipped > 0 {
+            logger.notice("redelivered messages skipped", metadata: ["count": .stringConvertible(f.skipped)])
+        }
+        redelivery = nil
+    }
+}

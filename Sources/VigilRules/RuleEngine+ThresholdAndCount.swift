@@ -1,0 +1,113 @@
+// RuleEngine: readings for threshold and count rules, and for their keys with an open incident.
+
+import VigilCore
+
+extension RuleEngine {
+    // MARK: - Threshold
+
+    mutating func processThreshold(_ r: Int, hold: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
+                                    _ keys: inout KeyCache, _ out: inout [IncidentEvent]) {
+        let rule = rules[r]
+        let when = rule.when?.truth(ctx)
+        // Nothing pending or open anywhere: only a true `when` matters.
+        if states[r].isEmpty, when != true { return }
+        // A reading on which every condition is unknown changes nothing.
+        if when == nil, rule.clearWhen?.truth(ctx) == nil { return }
+        let (key, keyText) = keyFor(r, ctx, &keys)
+        var st = states[r].removeValue(forKey: keyText) ?? KeyState(key: key)
+        if st.incident != nil {
+            guard handleOpen(r, &st, keyText, reading, ctx, t, &out) else { return }
+            states[r][keyText] = st
+            return
+        }
+        switch when {
+        case nil:
+            if st.runStart == nil { return }
+        case false?:
+            return  // the run is broken: the key starts afresh
+        case true?:
+            if st.runStart == nil {
+                st.runStart = t
+                st.runCount = 1
+            } else {
+                st.runCount += 1
+            }
+            st.runReading = reading
+            if hold == 0 {
+                guard open(r, keyText, &st, startedAt: t, at: t, count: st.runCount, reading: reading, &out) else { return }
+            }
+        }
+        rearm(r, keyText, &st)
+        states[r][keyText] = st
+    }
+
+    // MARK: - Count
+
+    mutating func processCount(_ r: Int, n: Int, within: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
+                                _ keys: inout KeyCache, _ out: inout [IncidentEvent]) {
+        let rule = rules[r]
+        let when = rule.when?.truth(ctx)
+        if states[r].isEmpty, when != true { return }
+        // Only a matching reading or a clear condition can change a count rule's state.
+        if when != true, rule.clearWhen?.truth(ctx) == nil { return }
+        let (key, keyText) = keyFor(r, ctx, &keys)
+        var st = states[r].removeValue(forKey: keyText) ?? KeyState(key: key)
+        if st.incident != nil {
+            guard handleOpen(r, &st, keyText, reading, ctx, t, &out) else { return }
+            states[r][keyText] = st
+            return
+        }
+        if when == true {
+            st.window.removeAll { t - $0 >= within }
+            st.window.append(t)
+            if st.window.count >= n {
+                let started = st.window[0]
+                let count = st.window.count
+                st.window.removeAll()
+                guard open(r, keyText, &st, startedAt: started, at: t, count: count, reading: reading, &out) else { return }
+            }
+        }
+        if st.window.isEmpty && st.incident == nil { return }
+        rearm(r, keyText, &st)
+        states[r][keyText] = st
+    }
+
+    // MARK: - Open incidents (threshold and count)
+
+    /// A reading for a key with an open incident: clear it, or update it.
+    /// Returns false when the incident resolved and the key's state is gone.
+    mutating func handleOpen(_ r: Int, _ st: inout KeyState, _ keyText: String, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
+                             _ out: inout [IncidentEvent]) -> Bool {
+        let rule = rules[r]
+        guard var inc = st.incident.take() else { return true }
+        if let clear = rule.clearWhen {
+            switch clear.truth(ctx) {
+            case true?:
+                if rule.clearFor == 0 {
+                    resolve(r, &inc, at: t, reading: ReadingSnapshot(reading), &out)
+                    return false
+                }
+                if inc.clearRunStart == nil {
+                    inc.clearRunStart = t
+                    inc.clearRunReading = ReadingSnapshot(reading)
+                }
+            case false?:
+                inc.clearRunStart = nil
+                inc.clearRunReading = nil
+            case nil:
+                break
+            }
+        }
+        if rule.when?.truth(ctx) == true {
+            inc.count += 1
+            inc.lastMatchAt = t
+            inc.lastReading = ReadingSnapshot(reading)
+            if t - inc.lastEmittedAt >= rule.updateEvery {
+                emit(r, .updated, &inc, at: t, reading: inc.lastReading, &out)
+            }
+        }
+        st.incident = inc
+        rearm(r, keyText, &st)
+        return true
+    }
+}

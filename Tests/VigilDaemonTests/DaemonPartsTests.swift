@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+import VigilCore
+@testable import VigilDaemon
+@testable import VigilIngest
+
+@Suite struct DaemonPartsTests {
+    @Test func notifierReachesAnAbstractSocket() throws {
+        let name = "vigil-test-\(UUID().uuidString.prefix(8))"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = [UInt8(0)] + Array(name.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        let len = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        let bound = withUnsafePointer(to: &addr) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 } }
+        #expect(bound)
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": "@" + name])
+        #expect(notifier.notify("READY=1\nSTATUS=testing"))
+        var buf = [UInt8](repeating: 0, count: 256)
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        #expect(n > 0 && String(decoding: buf[0..<n], as: UTF8.self) == "READY=1\nSTATUS=testing")
+        #expect(!SystemdNotifier(environment: [:]).notify("READY=1"))
+        #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "3000000"]) == .seconds(3))
+        #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "1"]) == nil)
+    }
+
+    @Test func logfmtQuotesOnlyWhenNeeded() {
+        #expect(LogStream.logfmtValue("fa-0001") == "fa-0001")
+        #expect(LogStream.logfmtValue("incident opened") == "\"incident opened\"")
+        #expect(LogStream.logfmtValue("") == "\"\"")
+        #expect(LogStream.logfmtValue("a=\"b\"\n") == "\"a=\\\"b\\\"\\n\"")
+        #expect(LogStream.logfmtValue("君正长河华府") == "君正长河华府")
+    }
+
+    @Test func rateLimiterAllowsFiveASecondThenSummarises() {
+        var r = RateLimiter(perSecond: 5)
+        var logged = 0
+        for i in 0..<1000 { if case .log = r.decide(now: 10_000 + Millis(i % 900)) { logged += 1 } }
+        #expect(logged == 5)
+        #expect(r.flush(now: 10_500) == nil)       // not before the second is over
+        #expect(r.flush(now: 11_000) == 995)
+        #expect(r.flush(now: 12_000) == nil)
+        if case .log = r.decide(now: 13_000) {} else { Issue.record("a new second logs again") }
+    }
+
+    @Test func metricsRenderEveryFamilyEvenAtZero() {
+        let m = Metrics()
+        let text = m.render(connected: false, pending: ["file": 3], sinks: ["log", "file"], openIncidents: 0)
+        #expect(text.contains("vigil_dead_letters_total{reason=\"too_deep\"} 0"))
+        #expect(text.contains("vigil_queue_pending{sink=\"file\"} 3"))
+        #expect(text.contains("vigil_deliveries_total{sink=\"log\",outcome=\"dead\"} 0"))
+        #expect(text.contains("vigil_broker_connected 0"))
+    }
+}
