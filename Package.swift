@@ -5,7 +5,7 @@ let package = Package(
     name: "vigil",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "vigil", targets: ["vigil"]),
+        .executable(name: "vigil", targets: ["vigil"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,9 +40,11 @@ let package = Package(
         .target(name: "VigilConfig", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")]),
         // Rule files → compiled rules, the engine (a pure state machine over readings and
         // time), and what runs it offline: replay, rule tests, backtests.
-        .target(name: "VigilRules", dependencies: [
-            "VigilCore", "VigilConfig", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "VigilRules",
+            dependencies: [
+                "VigilCore", "VigilConfig", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // The one place that speaks SQLite: the connection, every schema and its migrator,
         // the incident history.
         .target(name: "VigilStore", dependencies: ["VigilCore", "CSQLite"]),
@@ -50,56 +52,71 @@ let package = Package(
         // and the driver every MQTT client of vigil turns.
         .target(name: "VigilMQTT", dependencies: ["VigilCore", "CMosquitto"]),
         // The durable outbox and the sinks it delivers to.
-        .target(name: "VigilDispatch", dependencies: [
-            "VigilCore", "VigilConfig", "VigilStore", "VigilMQTT", .product(name: "Logging", package: "swift-log"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "VigilDispatch",
+            dependencies: [
+                "VigilCore", "VigilConfig", "VigilStore", "VigilMQTT", .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // The ingestion stage: the loop, the journal, the redelivery filter, recovery.
-        .target(name: "VigilIngest", dependencies: [
-            "VigilCore", "VigilConfig", "VigilRules", "VigilStore", "VigilMQTT", "VigilDispatch",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "VigilIngest",
+            dependencies: [
+                "VigilCore", "VigilConfig", "VigilRules", "VigilStore", "VigilMQTT", "VigilDispatch",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Synthetic traffic for every feed, anomalies, and the check that each became its incident.
         .target(name: "VigilSimulate", dependencies: ["VigilCore"]),
         // The running daemon: services, the duty desk (HTTP API, status page), metrics, the log stream.
-        .target(name: "VigilDaemon", dependencies: [
-            "VigilCore", "VigilConfig", "VigilRules", "VigilIngest", "VigilDispatch", "VigilStore", "VigilMQTT",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "NIOCore", package: "swift-nio"),
-        ]),
-        .executableTarget(name: "vigil", dependencies: [
-            "VigilCore", "VigilConfig", "VigilRules", "VigilMQTT", "VigilIngest", "VigilDispatch", "VigilDaemon", "VigilStore",
-            "VigilSimulate",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-        ]),
+        .target(
+            name: "VigilDaemon",
+            dependencies: [
+                "VigilCore", "VigilConfig", "VigilRules", "VigilIngest", "VigilDispatch", "VigilStore", "VigilMQTT",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
+        .executableTarget(
+            name: "vigil",
+            dependencies: [
+                "VigilCore", "VigilConfig", "VigilRules", "VigilMQTT", "VigilIngest", "VigilDispatch", "VigilDaemon", "VigilStore",
+                "VigilSimulate",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
 
         // Queue benchmarks behind docs/PERFORMANCE.md (scripts/bench); not part of the product.
-        .executableTarget(name: "vigil-bench", dependencies: [
-            "VigilCore", "VigilDispatch", "VigilStore", "VigilMQTT", .product(name: "Logging", package: "swift-log"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ], path: "Benchmarks/VigilBench"),
+        .executableTarget(
+            name: "vigil-bench",
+            dependencies: [
+                "VigilCore", "VigilDispatch", "VigilStore", "VigilMQTT", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ], path: "Benchmarks/VigilBench"),
 
         // What the tests share: temporary folders, real brokers, relays, publishers, receivers.
-        .target(name: "VigilTestSupport", dependencies: [
-            "VigilCore", "VigilStore", "VigilMQTT", .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "VigilTestSupport",
+            dependencies: [
+                "VigilCore", "VigilStore", "VigilMQTT", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilConfig", "VigilIngest"]),
+        .testTarget(name: "VigilMQTTTests", dependencies: ["VigilMQTT", "VigilCore", "VigilTestSupport"]),
         .testTarget(name: "VigilStoreTests", dependencies: ["VigilStore", "VigilCore", "VigilTestSupport"]),
         .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore"]),
         .testTarget(name: "VigilIngestTests", dependencies: ["VigilIngest", "VigilCore"]),
         .testTarget(name: "VigilDaemonTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore"]),
-        .testTarget(name: "IntegrationTests", dependencies: [
-            "VigilDaemon", "VigilConfig", "VigilIngest", "VigilMQTT", "VigilCore", "VigilStore", "VigilSimulate", "VigilTestSupport",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "VigilDaemon", "VigilConfig", "VigilIngest", "VigilMQTT", "VigilCore", "VigilStore", "VigilSimulate", "VigilTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .testTarget(name: "VigilSimulateTests", dependencies: ["VigilSimulate", "VigilRules", "VigilCore", "VigilConfig", "VigilIngest"]),
     ],
     swiftLanguageModes: [.v6]

@@ -17,13 +17,15 @@ func event(_ i: Int) -> IncidentEvent {
     let at: Millis = 1_795_852_830_000 + Millis(i) * 3
     let eventID = String(format: "%012llx", at) + Hex.encode(SHA256.hash(data: Array("e\(i)".utf8))).prefix(20)
     let incidentID = String(Hex.encode(SHA256.hash(data: Array("i\(i)".utf8))).prefix(32))
-    return IncidentEvent(eventID: eventID, type: .opened, incidentID: incidentID, rule: "charging_pile_overheat", severity: sev,
-                         route: "fire_safety", feed: "charging_pile", channel: "cp-\(i % 1311)",
-                         key: JSONObject([("channel", .string("cp-\(i % 1311)"))]), title: "Charging pile cp-\(i % 1311) at 71 °C (B3 bike shed)",
-                         labels: JSONObject([("hazard", "fire")]), channelInfo: JSONObject([("community", "C001"), ("building", "B3")]),
-                         startedAt: 1_795_852_800_000, openedAt: 1_795_852_830_000, resolvedAt: nil, at: 1_795_852_830_000, count: 2,
-                         reading: ReadingSnapshot(topic: "estate/C001/charging_pile/cp-1/telemetry", receivedAt: 1_795_852_830_000,
-                                                  payload: JSONObject([("temperature_c", 71), ("current_a", 12.5)])))
+    return IncidentEvent(
+        eventID: eventID, type: .opened, incidentID: incidentID, rule: "charging_pile_overheat", severity: sev,
+        route: "fire_safety", feed: "charging_pile", channel: "cp-\(i % 1311)",
+        key: JSONObject([("channel", .string("cp-\(i % 1311)"))]), title: "Charging pile cp-\(i % 1311) at 71 °C (B3 bike shed)",
+        labels: JSONObject([("hazard", "fire")]), channelInfo: JSONObject([("community", "C001"), ("building", "B3")]),
+        startedAt: 1_795_852_800_000, openedAt: 1_795_852_830_000, resolvedAt: nil, at: 1_795_852_830_000, count: 2,
+        reading: ReadingSnapshot(
+            topic: "estate/C001/charging_pile/cp-1/telemetry", receivedAt: 1_795_852_830_000,
+            payload: JSONObject([("temperature_c", 71), ("current_a", 12.5)])))
 }
 
 func fill(_ path: String, _ n: Int, sinks: [String], batch: Int) throws -> Double {
@@ -93,34 +95,30 @@ func publish(file: String, host: String, port: Int, qos: Int32, limit: Int, wind
         }
     }
     close(fd)
-    let c = try MosquittoClient(options: .init(host: host, port: port, clientID: "vigil-bench-\(getpid())", cleanSession: true))
-    try c.connect()
-    var connected = false, sent = 0, acked = 0
-    var start = Date()
+    let c = try MQTTConnection(
+        options: .init(host: host, port: port, clientID: "vigil-bench-\(getpid())", cleanSession: true),
+        reconnect: Backoff(initial: 100, max: 1000))
+    if let why = c.connect(timeoutMs: 10_000) { throw BenchError(why) }
+    var sent = 0, acked = 0
+    let start = Date()
     while acked < messages.count {
-        let ready = c.wait(read: true, timeoutMs: 1)
-        if ready.readable { _ = c.readAvailable(maxMessages: 10_000) }
-        for e in c.takeEvents() {
-            switch e {
-            case .connected(let code, _, _): connected = code == 0; start = Date()
-            case .published: acked += 1
-            default: break
-            }
-        }
-        if connected {
-            while sent < messages.count, (qos == 0 || sent - acked < window) {
+        if c.isConnected {
+            while sent < messages.count, qos == 0 || sent - acked < window {
                 _ = try c.publish(topic: messages[sent].0, payload: messages[sent].1, qos: qos)
                 sent += 1
                 if sent % 256 == 0 { break }
             }
         }
-        _ = c.writePending()
-        _ = c.housekeeping()
+        acked += c.turn(timeoutMs: 1, maxMessages: 10_000).published
     }
     let secs = Date().timeIntervalSince(start)
     print(String(format: "publish: %d messages QoS %d in %.2f s = %.0f msg/s", messages.count, qos, secs, Double(messages.count) / secs))
-    c.disconnect()
-    _ = c.writePending()
+    c.stop()
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }
 
 let args = CommandLine.arguments
@@ -161,8 +159,9 @@ case "deliver":
     let gauge = PendingGauge()
     gauge.set(["platform": n])
     let sink = WebhookSink(name: "platform", url: "http://127.0.0.1:\(port)/incidents", secret: "whsec_c2VjcmV0", timeout: 10_000, concurrency: concurrency)
-    let dispatcher = Dispatcher(databasePath: path, sinks: [sink], retry: RetryPolicy(initial: 100, max: 1000, maxAge: 3_600_000),
-                                gauge: gauge, logger: Logger(label: "bench"))
+    let dispatcher = Dispatcher(
+        databasePath: path, sinks: [sink], retry: RetryPolicy(initial: 100, max: 1000, maxAge: 3_600_000),
+        gauge: gauge, logger: Logger(label: "bench"))
     let start = Date()
     let task = Task { try await dispatcher.run() }
     while gauge.pending > 0 { try await Task.sleep(for: .milliseconds(5)) }

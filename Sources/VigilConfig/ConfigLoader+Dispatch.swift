@@ -9,7 +9,7 @@ extension ConfigLoader {
         case "file": ["path"]
         case "webhook": ["url", "secret_file"]
         case "dingtalk", "feishu": ["url", "secret_file", "language"]
-        case "wecom": ["url", "secret_file", "language"]   // secret_file: refused with its own message
+        case "wecom": ["url", "secret_file", "language"]  // secret_file: refused with its own message
         case "mqtt": ["topic", "qos", "broker"]
         default: []
         }
@@ -18,8 +18,7 @@ extension ConfigLoader {
     static func parseDispatch(_ m: YAMLMapping, _ c: inout VigilConfig, _ ctx: inout YAMLContext) {
         if let n = m.node("max_pending"), let v = ctx.int(n, "max_pending", min: 1) { c.dispatch.maxPending = v }
         if let n = m.node("overflow"), let s = ctx.string(n, "overflow") {
-            if let v = VigilConfig.Overflow(rawValue: s) { c.dispatch.overflow = v }
-            else { ctx.error(n, "overflow must be block or shed, not '\(s)'") }
+            if let v = VigilConfig.Overflow(rawValue: s) { c.dispatch.overflow = v } else { ctx.error(n, "overflow must be block or shed, not '\(s)'") }
         }
         if let n = m.node("shed_below"), let s = ctx.string(n, "shed_below") {
             if let v = Severity(name: s) { c.dispatch.shedBelow = v } else { ctx.error(n, "shed_below '\(s)' — use info, minor, major or critical") }
@@ -35,7 +34,9 @@ extension ConfigLoader {
             for item in items {
                 guard let sm = ctx.mapping(item, "a sink", allowed: sinkKeys) else { continue }
                 guard let nn = sm.node("name"), let name = ctx.string(nn, "name") else { ctx.error(item, "a sink needs a name"); continue }
-                guard let tn = sm.node("type"), let type = ctx.string(tn, "type") else { ctx.error(item, "sink '\(name)' needs a type (log, file, webhook, mqtt, dingtalk, wecom, feishu)"); continue }
+                guard let tn = sm.node("type"), let type = ctx.string(tn, "type") else {
+                    ctx.error(item, "sink '\(name)' needs a type (log, file, webhook, mqtt, dingtalk, wecom, feishu)"); continue
+                }
                 if !names.insert(name).inserted { ctx.error(nn, "sink name '\(name)' is used twice"); continue }
                 let kind: VigilConfig.Sink.Kind
                 switch type {
@@ -46,9 +47,14 @@ extension ConfigLoader {
                 case "webhook", "dingtalk", "wecom", "feishu":
                     var url: String?
                     if let n = sm.node("url"), let u = ctx.string(n, "url") {
-                        if u.hasPrefix("http://") || u.hasPrefix("https://") { url = u }
-                        else { ctx.error(n, "\(type) url '\(u)' must start with http:// or https://") }
-                    } else { ctx.error(item, "\(type) sink '\(name)' needs a url\(type == "webhook" ? "" : " (the group robot's webhook)")") }
+                        if u.hasPrefix("http://") || u.hasPrefix("https://") {
+                            url = u
+                        } else {
+                            ctx.error(n, "\(type) url '\(u)' must start with http:// or https://")
+                        }
+                    } else {
+                        ctx.error(item, "\(type) sink '\(name)' needs a url\(type == "webhook" ? "" : " (the group robot's webhook)")")
+                    }
                     if type == "wecom", let n = sm.node("secret_file"), !YAMLContext.isNull(n) {
                         ctx.error(n, "a WeCom group robot is not signed: its key is part of the url (…/webhook/send?key=…)")
                     }
@@ -80,8 +86,11 @@ extension ConfigLoader {
                         var b = VigilConfig.Broker()
                         b.clientID = c.broker.clientID + "-sink-" + name
                         if let s = n.scalar?.string {
-                            if let (tls, host, port) = parseBrokerURL(s) { b.url = s; b.useTLS = tls; b.host = host; b.port = port }
-                            else { ctx.error(n, "broker url '\(s)' — write mqtt://HOST:PORT or mqtts://HOST:PORT") }
+                            if let (tls, host, port) = parseBrokerURL(s) {
+                                b.url = s; b.useTLS = tls; b.host = host; b.port = port
+                            } else {
+                                ctx.error(n, "broker url '\(s)' — write mqtt://HOST:PORT or mqtts://HOST:PORT")
+                            }
                         } else if let bm = ctx.mapping(n, "the sink's broker", allowed: brokerKeys) {
                             parseBroker(bm, &b, &c.fileReferences, &ctx)
                         }

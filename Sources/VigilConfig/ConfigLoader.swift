@@ -4,12 +4,18 @@ import Yams
 
 /// Reads `vigil.yaml`, reporting every problem with its line and column.
 public enum ConfigLoader {
-    static let topKeys = ["broker", "readings", "timezone", "subscriptions", "channels", "unknown_channels", "rules", "state_dir",
-                          "history", "journal", "limits", "dispatch", "http", "log"]
-    static let brokerKeys = ["url", "client_id", "clean_session", "qos", "protocol", "keepalive", "username",
-                             "password_file", "tls", "reconnect", "shared_group", "session_expiry", "blind_incident_after"]
-    static let sinkKeys = ["name", "type", "path", "url", "secret_file", "timeout", "concurrency", "routes",
-                           "min_severity", "topic", "qos", "language", "broker"]
+    static let topKeys = [
+        "broker", "readings", "timezone", "subscriptions", "channels", "unknown_channels", "rules", "state_dir",
+        "history", "journal", "limits", "dispatch", "http", "log",
+    ]
+    static let brokerKeys = [
+        "url", "client_id", "clean_session", "qos", "protocol", "keepalive", "username",
+        "password_file", "tls", "reconnect", "shared_group", "session_expiry", "blind_incident_after",
+    ]
+    static let sinkKeys = [
+        "name", "type", "path", "url", "secret_file", "timeout", "concurrency", "routes",
+        "min_severity", "topic", "qos", "language", "broker",
+    ]
 
     public static func load(path: String) -> (VigilConfig?, [Diagnostic]) {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -64,11 +70,13 @@ public enum ConfigLoader {
             }
         }
         if let n = top.node("unknown_channels"), let s = ctx.string(n, "unknown_channels") {
-            if let v = ReadingDecoder.UnknownChannels(rawValue: s) { c.unknownChannels = v }
-            else { ctx.error(n, "unknown_channels must be accept or reject, not '\(s)'") }
+            if let v = ReadingDecoder.UnknownChannels(rawValue: s) {
+                c.unknownChannels = v
+            } else {
+                ctx.error(n, "unknown_channels must be accept or reject, not '\(s)'")
+            }
         }
-        if let n = top.node("rules"), let list = ctx.stringList(n, "rules") { c.rules = list.map { c.resolve($0.0) } }
-        else { c.rules = c.rules.map(c.resolve) }
+        if let n = top.node("rules"), let list = ctx.stringList(n, "rules") { c.rules = list.map { c.resolve($0.0) } } else { c.rules = c.rules.map(c.resolve) }
         if let r = top.node("readings"), let m = ctx.mapping(r, "readings", allowed: ["device_time", "late_after", "max_delay"]) {
             if let n = m.node("device_time"), let s = ctx.optionalString(n, "device_time") {
                 if let s, DeviceTime.Path(s) == nil {
@@ -82,11 +90,18 @@ public enum ConfigLoader {
             }
             if let n = m.node("max_delay"), let d = ctx.duration(n, "max_delay") { c.readings.maxDelay = d }
             if c.readings.maxDelay < c.readings.lateAfter, let n = m.node("max_delay") ?? m.node("late_after") {
-                ctx.error(n, "max_delay (\(Units.formatDuration(c.readings.maxDelay))) must not be shorter than late_after (\(Units.formatDuration(c.readings.lateAfter)))")
+                ctx.error(
+                    n,
+                    "max_delay (\(Units.formatDuration(c.readings.maxDelay))) must not be shorter than late_after (\(Units.formatDuration(c.readings.lateAfter)))"
+                )
             }
         }
         if let n = top.node("timezone"), let s = ctx.string(n, "timezone") {
-            if TimeZone(identifier: s) != nil { c.timezone = s } else { ctx.error(n, "timezone '\(s)' is not an IANA time zone name (e.g. Asia/Shanghai, UTC)") }
+            if TimeZone(identifier: s) != nil {
+                c.timezone = s
+            } else {
+                ctx.error(n, "timezone '\(s)' is not an IANA time zone name (e.g. Asia/Shanghai, UTC)")
+            }
         }
         if let n = top.node("state_dir"), let s = ctx.string(n, "state_dir") { c.stateDirectory = c.resolve(s) }
         if let n = top.node("history"), let d = ctx.duration(n, "history") { c.history = d }
@@ -102,12 +117,14 @@ public enum ConfigLoader {
             if let n = m.node("max_json_depth"), let d = ctx.int(n, "max_json_depth", min: 1) { c.limits.maxDepth = d }
         }
         if let d = top.node("dispatch"),
-           let m = ctx.mapping(d, "dispatch", allowed: ["max_pending", "overflow", "shed_below", "retry", "sinks"]) {
+            let m = ctx.mapping(d, "dispatch", allowed: ["max_pending", "overflow", "shed_below", "retry", "sinks"])
+        {
             parseDispatch(m, &c, &ctx)
         }
         if let h = top.node("http") {
-            if YAMLContext.isNull(h) { c.httpListen = nil }
-            else if let m = ctx.mapping(h, "http", allowed: ["listen", "token_file"]) {
+            if YAMLContext.isNull(h) {
+                c.httpListen = nil
+            } else if let m = ctx.mapping(h, "http", allowed: ["listen", "token_file"]) {
                 if let n = m.node("listen"), let s = ctx.optionalString(n, "listen") {
                     c.httpListen = s
                     if let s, parseHostPort(s) == nil { ctx.error(n, "listen '\(s)' — write HOST:PORT, e.g. 127.0.0.1:9464") }
@@ -120,8 +137,11 @@ public enum ConfigLoader {
         }
         if let l = top.node("log"), let m = ctx.mapping(l, "log", allowed: ["level", "format", "stats_interval"]) {
             if let n = m.node("level"), let s = ctx.string(n, "level") {
-                if ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(s) { c.logLevel = s }
-                else { ctx.error(n, "log level '\(s)' — use trace, debug, info, notice, warning, error or critical") }
+                if ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(s) {
+                    c.logLevel = s
+                } else {
+                    ctx.error(n, "log level '\(s)' — use trace, debug, info, notice, warning, error or critical")
+                }
             }
             if let n = m.node("format"), let s = ctx.string(n, "format") {
                 if s == "logfmt" || s == "json" { c.logFormat = s } else { ctx.error(n, "log format must be logfmt or json, not '\(s)'") }
@@ -134,8 +154,11 @@ public enum ConfigLoader {
 
     static func parseBroker(_ m: YAMLMapping, _ b: inout VigilConfig.Broker, _ refs: inout [VigilConfig.FileReference], _ ctx: inout YAMLContext) {
         if let n = m.node("url"), let s = ctx.string(n, "url") {
-            if let (tls, host, port) = parseBrokerURL(s) { b.url = s; b.useTLS = tls; b.host = host; b.port = port }
-            else { ctx.error(n, "broker url '\(s)' — write mqtt://HOST:PORT or mqtts://HOST:PORT") }
+            if let (tls, host, port) = parseBrokerURL(s) {
+                b.url = s; b.useTLS = tls; b.host = host; b.port = port
+            } else {
+                ctx.error(n, "broker url '\(s)' — write mqtt://HOST:PORT or mqtts://HOST:PORT")
+            }
         }
         if let n = m.node("client_id"), let s = ctx.string(n, "client_id") {
             if s.isEmpty || s.utf8.count > 65535 { ctx.error(n, "client_id must be 1 to 65535 bytes") } else { b.clientID = s }
@@ -145,8 +168,11 @@ public enum ConfigLoader {
             if q == 0 || q == 1 { b.qos = q } else { ctx.error(n, "qos must be 0 or 1") }
         }
         if let n = m.node("protocol"), let s = ctx.string(n, "protocol") {
-            if s == "3.1.1" || s == "5" || s == "5.0" { b.protocolVersion = s == "5.0" ? "5" : s }
-            else { ctx.error(n, "protocol must be 3.1.1 or 5, not '\(s)'") }
+            if s == "3.1.1" || s == "5" || s == "5.0" {
+                b.protocolVersion = s == "5.0" ? "5" : s
+            } else {
+                ctx.error(n, "protocol must be 3.1.1 or 5, not '\(s)'")
+            }
         }
         if let n = m.node("keepalive"), let d = ctx.duration(n, "keepalive") {
             if d < 5000 || d > 65_535_000 { ctx.error(n, "keepalive must be between 5s and 65535s") } else { b.keepalive = d }
@@ -192,9 +218,13 @@ public enum ConfigLoader {
     public static func parseBrokerURL(_ s: String) -> (Bool, String, Int)? {
         let tls: Bool
         var rest: Substring
-        if s.hasPrefix("mqtt://") { tls = false; rest = s.dropFirst(7) }
-        else if s.hasPrefix("mqtts://") { tls = true; rest = s.dropFirst(8) }
-        else { return nil }
+        if s.hasPrefix("mqtt://") {
+            tls = false; rest = s.dropFirst(7)
+        } else if s.hasPrefix("mqtts://") {
+            tls = true; rest = s.dropFirst(8)
+        } else {
+            return nil
+        }
         if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
         guard let hp = parseHostPort(String(rest), defaultPort: tls ? 8883 : 1883) else { return nil }
         return (tls, hp.0, hp.1)

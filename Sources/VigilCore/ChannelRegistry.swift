@@ -34,15 +34,20 @@ public struct ChannelRegistry: Sendable {
         }
         let names = header.fields.map { $0.value.trimmingCharacters(in: " ") }
         guard let chCol = names.firstIndex(of: "channel") else {
-            return (reg, [Diagnostic(path: path, line: header.line, column: 1, "the header has no 'channel' column (columns: \(names.joined(separator: ", ")))")])
+            return (
+                reg, [Diagnostic(path: path, line: header.line, column: 1, "the header has no 'channel' column (columns: \(names.joined(separator: ", ")))")]
+            )
         }
         guard let feedCol = names.firstIndex(of: "feed") else {
             return (reg, [Diagnostic(path: path, line: header.line, column: 1, "the header has no 'feed' column (columns: \(names.joined(separator: ", ")))")])
         }
         var seen = Set<String>()
         for (i, n) in names.enumerated() {
-            if n.isEmpty { diags.append(Diagnostic(path: path, line: header.line, column: header.fields[i].column, "column \(i + 1) of the header has no name")) }
-            else if !seen.insert(n).inserted { diags.append(Diagnostic(path: path, line: header.line, column: header.fields[i].column, "column '\(n)' appears twice in the header")) }
+            if n.isEmpty {
+                diags.append(Diagnostic(path: path, line: header.line, column: header.fields[i].column, "column \(i + 1) of the header has no name"))
+            } else if !seen.insert(n).inserted {
+                diags.append(Diagnostic(path: path, line: header.line, column: header.fields[i].column, "column '\(n)' appears twice in the header"))
+            }
         }
         reg.columns = names
         for row in rows.dropFirst() {
@@ -58,11 +63,16 @@ public struct ChannelRegistry: Sendable {
                 continue
             }
             if let first = reg.index[id] {
-                diags.append(Diagnostic(path: path, line: row.line, column: row.fields[chCol].column, "duplicate channel '\(id)' (first on line \(reg.channels[first].line))"))
+                diags.append(
+                    Diagnostic(
+                        path: path, line: row.line, column: row.fields[chCol].column, "duplicate channel '\(id)' (first on line \(reg.channels[first].line))"))
                 continue
             }
             if let knownFeeds, !knownFeeds.contains(feed) {
-                diags.append(Diagnostic(path: path, line: row.line, column: row.fields[feedCol].column, "unknown feed '\(feed)' for channel '\(id)' — known feeds: \(knownFeeds.sorted().joined(separator: ", "))"))
+                diags.append(
+                    Diagnostic(
+                        path: path, line: row.line, column: row.fields[feedCol].column,
+                        "unknown feed '\(feed)' for channel '\(id)' — known feeds: \(knownFeeds.sorted().joined(separator: ", "))"))
                 continue
             }
             var info = JSONObject()
@@ -159,8 +169,10 @@ extension ChannelRegistry {
         let lineStart = before.lastIndex(of: 0x0A).map { $0 + 1 } ?? bytes.startIndex
         let column = bytes.startIndex + offset - lineStart + 1
         let name = (path as NSString).lastPathComponent
-        return .failure(Diagnostic(path: path, line: line, column: column,
-            "the registry is not UTF-8 (a spreadsheet that saved it as GB18030/GBK?): convert it with "
-            + "`iconv -f GB18030 -t UTF-8 \(name) > \(name).utf8 && mv \(name).utf8 \(name)`, or save it as \"CSV UTF-8\""))
+        return .failure(
+            Diagnostic(
+                path: path, line: line, column: column,
+                "the registry is not UTF-8 (a spreadsheet that saved it as GB18030/GBK?): convert it with "
+                    + "`iconv -f GB18030 -t UTF-8 \(name) > \(name).utf8 && mv \(name).utf8 \(name)`, or save it as \"CSV UTF-8\""))
     }
 }

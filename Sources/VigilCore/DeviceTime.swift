@@ -24,7 +24,8 @@ public enum DeviceTime {
                 rest = rest.dropFirst(name.count)
                 while !rest.isEmpty {
                     guard rest.first == "[", let close = rest.firstIndex(of: "]"),
-                          let i = Int(rest[rest.index(after: rest.startIndex)..<close]), i >= 0 else { return nil }
+                        let i = Int(rest[rest.index(after: rest.startIndex)..<close]), i >= 0
+                    else { return nil }
                     steps.append(.index(i))
                     rest = rest[rest.index(after: close)...]
                 }

@@ -58,11 +58,13 @@ public struct IncidentEvent: Sendable, Equatable {
     /// Acknowledged events only: the note given with the acknowledgement (nil: none).
     public var note: String?
 
-    public init(eventID: String, type: IncidentEventType, incidentID: String, rule: String, severity: Severity,
-                route: String, feed: String, channel: String?, key: JSONObject, title: String, labels: JSONObject,
-                channelInfo: JSONObject, startedAt: Millis, openedAt: Millis, resolvedAt: Millis?, at: Millis,
-                count: Int, reading: ReadingSnapshot?, acknowledgedAt: Millis? = nil, acknowledgedBy: String? = nil,
-                reminder: Int? = nil, note: String? = nil) {
+    public init(
+        eventID: String, type: IncidentEventType, incidentID: String, rule: String, severity: Severity,
+        route: String, feed: String, channel: String?, key: JSONObject, title: String, labels: JSONObject,
+        channelInfo: JSONObject, startedAt: Millis, openedAt: Millis, resolvedAt: Millis?, at: Millis,
+        count: Int, reading: ReadingSnapshot?, acknowledgedAt: Millis? = nil, acknowledgedBy: String? = nil,
+        reminder: Int? = nil, note: String? = nil
+    ) {
         self.eventID = eventID; self.type = type; self.incidentID = incidentID; self.rule = rule
         self.severity = severity; self.route = route; self.feed = feed; self.channel = channel; self.key = key
         self.title = title; self.labels = labels; self.channelInfo = channelInfo; self.startedAt = startedAt
@@ -124,19 +126,22 @@ public struct IncidentEvent: Sendable, Equatable {
         func str(_ k: String) -> String? { o[k]?.stringValue }
         func time(_ k: String) -> Millis? { str(k).flatMap(Time.parse) }
         guard let id = str("event_id"), let typeName = str("type"), let type = IncidentEventType(rawValue: typeName),
-              let iid = str("incident_id"), let rule = str("rule"), let sev = str("severity").flatMap(Severity.init(name:)),
-              let route = str("route"), let feed = str("feed"), let started = time("started_at"),
-              let opened = time("opened_at"), let at = time("at"), let count = o["count"]?.numberValue else { return nil }
+            let iid = str("incident_id"), let rule = str("rule"), let sev = str("severity").flatMap(Severity.init(name:)),
+            let route = str("route"), let feed = str("feed"), let started = time("started_at"),
+            let opened = time("opened_at"), let at = time("at"), let count = o["count"]?.numberValue
+        else { return nil }
         var reading: ReadingSnapshot?
         if case .object(let r)? = o["reading"], let topic = r["topic"]?.stringValue,
-           let rec = r["received_at"]?.stringValue.flatMap(Time.parse), case .object(let p)? = r["payload"] {
+            let rec = r["received_at"]?.stringValue.flatMap(Time.parse), case .object(let p)? = r["payload"]
+        {
             reading = ReadingSnapshot(topic: topic, receivedAt: rec, payload: p)
         }
-        return IncidentEvent(eventID: id, type: type, incidentID: iid, rule: rule, severity: sev, route: route, feed: feed,
-                             channel: str("channel"), key: o["key"]?.objectValue ?? JSONObject(), title: str("title") ?? "",
-                             labels: o["labels"]?.objectValue ?? JSONObject(), channelInfo: o["channel_info"]?.objectValue ?? JSONObject(),
-                             startedAt: started, openedAt: opened, resolvedAt: time("resolved_at"), at: at, count: Int(count),
-                             reading: reading, acknowledgedAt: time("acknowledged_at"), acknowledgedBy: str("acknowledged_by"),
-                             reminder: o["reminder"]?.numberValue.map { Int($0) }, note: str("note"))
+        return IncidentEvent(
+            eventID: id, type: type, incidentID: iid, rule: rule, severity: sev, route: route, feed: feed,
+            channel: str("channel"), key: o["key"]?.objectValue ?? JSONObject(), title: str("title") ?? "",
+            labels: o["labels"]?.objectValue ?? JSONObject(), channelInfo: o["channel_info"]?.objectValue ?? JSONObject(),
+            startedAt: started, openedAt: opened, resolvedAt: time("resolved_at"), at: at, count: Int(count),
+            reading: reading, acknowledgedAt: time("acknowledged_at"), acknowledgedBy: str("acknowledged_by"),
+            reminder: o["reminder"]?.numberValue.map { Int($0) }, note: str("note"))
     }
 }

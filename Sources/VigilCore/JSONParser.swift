@@ -170,10 +170,15 @@ public enum UTF8Validation {
             var need = 0
             var minScalar: UInt32 = 0
             var scalar: UInt32 = 0
-            if c & 0xE0 == 0xC0 { need = 1; minScalar = 0x80; scalar = UInt32(c & 0x1F) }
-            else if c & 0xF0 == 0xE0 { need = 2; minScalar = 0x800; scalar = UInt32(c & 0x0F) }
-            else if c & 0xF8 == 0xF0 { need = 3; minScalar = 0x10000; scalar = UInt32(c & 0x07) }
-            else { return i }
+            if c & 0xE0 == 0xC0 {
+                need = 1; minScalar = 0x80; scalar = UInt32(c & 0x1F)
+            } else if c & 0xF0 == 0xE0 {
+                need = 2; minScalar = 0x800; scalar = UInt32(c & 0x0F)
+            } else if c & 0xF8 == 0xF0 {
+                need = 3; minScalar = 0x10000; scalar = UInt32(c & 0x07)
+            } else {
+                return i
+            }
             if i + need >= n { return i }
             for k in 1...need {
                 let b = p[i + k]

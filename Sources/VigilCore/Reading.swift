@@ -34,10 +34,13 @@ public struct Reading: Sendable {
         self.topic = topic; self.route = route; self.payload = payload; self.receivedAt = receivedAt
     }
 
-    public init(topic: String, feed: String, channel: String?, captures: [(name: String, value: String)],
-                payload: JSONObject, receivedAt: Millis, channelIndex: Int?) {
-        self.init(topic: topic, route: TopicRoute(feed: feed, channel: channel, captures: captures, channelIndex: channelIndex),
-                  payload: payload, receivedAt: receivedAt)
+    public init(
+        topic: String, feed: String, channel: String?, captures: [(name: String, value: String)],
+        payload: JSONObject, receivedAt: Millis, channelIndex: Int?
+    ) {
+        self.init(
+            topic: topic, route: TopicRoute(feed: feed, channel: channel, captures: captures, channelIndex: channelIndex),
+            payload: payload, receivedAt: receivedAt)
     }
 
     public func capture(_ name: String) -> String? {

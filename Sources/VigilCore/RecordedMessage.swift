@@ -46,7 +46,9 @@ public enum Record: Sendable {
             guard !p.atEnd, p.current == UInt8(ascii: "{") else { return .failure(UnitError("a record must be a JSON object")) }
             p.pos += 1
             p.skipWhitespace()
-            if !p.atEnd && p.current == UInt8(ascii: "}") { p.pos += 1 } else {
+            if !p.atEnd && p.current == UInt8(ascii: "}") {
+                p.pos += 1
+            } else {
                 while true {
                     p.skipWhitespace()
                     guard !p.atEnd, p.current == UInt8(ascii: "\"") else { throw p.fail("expected a member name") }

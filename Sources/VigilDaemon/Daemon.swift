@@ -33,17 +33,20 @@ public struct Daemon {
         // The state database must be vigil's (or new) before anything opens it.
         _ = try StateSchema.open(path: config.stateDatabasePath, sync: config.journalSync == .full ? .full : .normal)
         if config.journalSync == .normal {
-            logger.warning("journal.sync is normal: a power cut can lose readings the broker was told were received",
-                           metadata: ["state_dir": .string(config.stateDirectory)])
+            logger.warning(
+                "journal.sync is normal: a power cut can lose readings the broker was told were received",
+                metadata: ["state_dir": .string(config.stateDirectory)])
         }
         let password = try Daemon.readSecret(config.broker.passwordFile, what: "broker.password_file", config: config)
         let sinks = try Daemon.makeSinks(config, logger: logger)
         let metrics = self.metrics
-        let dispatcher = Dispatcher(databasePath: config.stateDatabasePath, sinks: sinks.map(\.sink),
-                                    retry: RetryPolicy(initial: config.dispatch.retryInitial, max: config.dispatch.retryMax,
-                                                       maxAge: config.dispatch.retryMaxAge),
-                                    gauge: gauge, logger: logger,
-                                    onOutcomes: { metrics.recordDeliveries(sink: $0, delivered: $1, retried: $2, dead: $3, latencies: $4) })
+        let dispatcher = Dispatcher(
+            databasePath: config.stateDatabasePath, sinks: sinks.map(\.sink),
+            retry: RetryPolicy(
+                initial: config.dispatch.retryInitial, max: config.dispatch.retryMax,
+                maxAge: config.dispatch.retryMaxAge),
+            gauge: gauge, logger: logger,
+            onOutcomes: { metrics.recordDeliveries(sink: $0, delivered: $1, retried: $2, dead: $3, latencies: $4) })
         let reload = StopFlag()
         let liveness = Liveness(status: status, dispatcher: dispatcher)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -56,23 +59,30 @@ public struct Daemon {
             try DeskServer.checkBind(host: host, port: port)
             let token = try Daemon.readSecret(config.httpTokenFile, what: "http.token_file", config: config)
             if let token, token.count < 16 {
-                logger.warning("http token is short", metadata: ["characters": "\(token.count)", "advice": "use at least 16 random characters (openssl rand -hex 16)"])
+                logger.warning(
+                    "http token is short", metadata: ["characters": "\(token.count)", "advice": "use at least 16 random characters (openssl rand -hex 16)"])
             }
-            let desk = DeskServer(config: config, status: status, gauge: gauge, metrics: metrics, liveness: liveness, acks: acks, token: token,
-                                  rates: FeedRates(), absenceRules: Set(setup.ruleSet.rules.filter(\.isAbsence).map(\.name)), logger: logger)
+            let desk = DeskServer(
+                config: config, status: status, gauge: gauge, metrics: metrics, liveness: liveness, acks: acks, token: token,
+                rates: FeedRates(), absenceRules: Set(setup.ruleSet.rules.filter(\.isAbsence).map(\.name)), logger: logger)
             services.append(.init(service: desk.application(host: host, port: port)))
             logger.notice("http listening", metadata: ["listen": .string(listen), "paths": "/ /api/v1 /metrics /healthz"])
         }
         services.append(.init(service: ReloadService(reload: reload)))
-        services.append(.init(service: IngestService(setup: setup, password: password, logger: logger, gauge: gauge,
-                                                     dispatcher: dispatcher, status: status, reload: reload, metrics: metrics,
-                                                     acks: acks)))
-        logger.notice("vigil starting", metadata: [
-            "version": .string(VigilVersion.current), "config": .string(config.path ?? "(built-in defaults)"),
-            "rules": .stringConvertible(setup.ruleSet.rules.count), "channels": .stringConvertible(setup.registry.count),
-            "sinks": .string(config.dispatch.sinks.map(\.name).joined(separator: ",")), "state_dir": .string(config.stateDirectory),
-            "journal_sync": .string(config.journalSync.rawValue),
-        ])
+        services.append(
+            .init(
+                service: IngestService(
+                    setup: setup, password: password, logger: logger, gauge: gauge,
+                    dispatcher: dispatcher, status: status, reload: reload, metrics: metrics,
+                    acks: acks)))
+        logger.notice(
+            "vigil starting",
+            metadata: [
+                "version": .string(VigilVersion.current), "config": .string(config.path ?? "(built-in defaults)"),
+                "rules": .stringConvertible(setup.ruleSet.rules.count), "channels": .stringConvertible(setup.registry.count),
+                "sinks": .string(config.dispatch.sinks.map(\.name).joined(separator: ",")), "state_dir": .string(config.stateDirectory),
+                "journal_sync": .string(config.journalSync.rawValue),
+            ])
         var groupConfig = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfig.maximumGracefulShutdownDuration = .seconds(8)
         let group = ServiceGroup(configuration: groupConfig)
@@ -97,23 +107,30 @@ public struct Daemon {
                 out.append((WebhookSink(name: s.name, url: url, secret: secret, timeout: s.timeout, concurrency: s.concurrency), nil))
             case .chat(let vendor, let url, let secretFile, let language):
                 let secret = try readSecret(secretFile, what: "sink '\(s.name)' secret_file", config: config)
-                out.append((ChatSink(name: s.name, vendor: vendor, url: url, secret: secret, timeout: s.timeout,
-                                     timeZone: TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!,
-                                     language: language), nil))
+                out.append(
+                    (
+                        ChatSink(
+                            name: s.name, vendor: vendor, url: url, secret: secret, timeout: s.timeout,
+                            timeZone: TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!,
+                            language: language), nil
+                    ))
             case .mqtt(let topic, let qos, let own):
                 // Its own broker, or the ingest broker with a client id of its own.
                 let b = own ?? config.broker
-                let password = try readSecret(b.passwordFile, what: own == nil ? "broker.password_file" : "sink '\(s.name)' broker.password_file",
-                                              config: config)
+                let password = try readSecret(
+                    b.passwordFile, what: own == nil ? "broker.password_file" : "sink '\(s.name)' broker.password_file",
+                    config: config)
                 let clientID = own == nil ? b.clientID + "-sink-" + s.name : b.clientID
-                let sink = MQTTSink(name: s.name, template: topic, qos: qos,
-                                    options: .init(host: b.host, port: b.port, clientID: clientID, cleanSession: false,
-                                                   protocolV5: b.protocolVersion == "5", keepaliveSeconds: Int(b.keepalive / 1000),
-                                                   username: b.username, password: password, useTLS: b.useTLS,
-                                                   caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
-                                                   keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure,
-                                                   sessionExpirySeconds: UInt32(b.sessionExpiry / 1000)),
-                                    timeout: s.timeout, logger: logger)
+                let sink = MQTTSink(
+                    name: s.name, template: topic, qos: qos,
+                    options: .init(
+                        host: b.host, port: b.port, clientID: clientID, cleanSession: false,
+                        protocolV5: b.protocolVersion == "5", keepaliveSeconds: Int(b.keepalive / 1000),
+                        username: b.username, password: password, useTLS: b.useTLS,
+                        caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
+                        keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure,
+                        sessionExpirySeconds: UInt32(b.sessionExpiry / 1000)),
+                    timeout: s.timeout, logger: logger)
                 out.append((sink, MQTTSinkService(sink: sink)))
             }
         }

@@ -104,10 +104,9 @@ public struct LogStream: LogHandler {
     }
 }
 
-private extension String {
-    init(format value: UInt32) {
+extension String {
+    fileprivate init(format value: UInt32) {
         let hex = String(value, radix: 16)
         self = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
     }
 }
-

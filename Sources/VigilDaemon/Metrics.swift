@@ -13,8 +13,8 @@ public final class Metrics: IngestMetrics {
         var receivedByFeed: [String: Int] = [:]
         var deadLetters: [String: Int] = [:]
         var readings = 0
-        var incidentEvents: [String: Int] = [:]   // "rule\u{0}type"
-        var deliveries: [String: Int] = [:]       // "sink\u{0}outcome"
+        var incidentEvents: [String: Int] = [:]  // "rule\u{0}type"
+        var deliveries: [String: Int] = [:]  // "sink\u{0}outcome"
         var suppressed = 0
         var lagSeconds = 0.0
         var reloads: [String: Int] = [:]
@@ -120,20 +120,24 @@ public final class Metrics: IngestMetrics {
                 out += name + "_count" + l + " \(h.count)\n"
             }
         }
-        family("vigil_messages_received_total", "counter", "Messages received from the broker, by feed (\"unknown\" when no subscription matched).",
-               v.receivedByFeed.sorted { $0.key < $1.key }.map { (label([("feed", $0.key)]), Double($0.value)) })
-        family("vigil_dead_letters_total", "counter", "Messages that did not become readings, by reason.",
-               DeadLetterReason.allCases.map { (label([("reason", $0.rawValue)]), Double(v.deadLetters[$0.rawValue] ?? 0)) })
+        family(
+            "vigil_messages_received_total", "counter", "Messages received from the broker, by feed (\"unknown\" when no subscription matched).",
+            v.receivedByFeed.sorted { $0.key < $1.key }.map { (label([("feed", $0.key)]), Double($0.value)) })
+        family(
+            "vigil_dead_letters_total", "counter", "Messages that did not become readings, by reason.",
+            DeadLetterReason.allCases.map { (label([("reason", $0.rawValue)]), Double(v.deadLetters[$0.rawValue] ?? 0)) })
         family("vigil_readings_evaluated_total", "counter", "Readings evaluated by the rules.", [("", Double(v.readings))])
-        family("vigil_incident_events_total", "counter", "Incident events produced, by rule and type.",
-               v.incidentEvents.sorted { $0.key < $1.key }.map { k, n in
-                   let parts = k.split(separator: "\u{0}", maxSplits: 1).map(String.init)
-                   return (label([("rule", parts[0]), ("type", parts.count > 1 ? parts[1] : "")]), Double(n))
-               })
+        family(
+            "vigil_incident_events_total", "counter", "Incident events produced, by rule and type.",
+            v.incidentEvents.sorted { $0.key < $1.key }.map { k, n in
+                let parts = k.split(separator: "\u{0}", maxSplits: 1).map(String.init)
+                return (label([("rule", parts[0]), ("type", parts.count > 1 ? parts[1] : "")]), Double(n))
+            })
         family("vigil_suppressed_openings_total", "counter", "Openings suppressed by inhibit rules or maintenance windows.", [("", Double(v.suppressed))])
         family("vigil_open_incidents", "gauge", "Incidents open now.", [("", Double(openIncidents))])
-        family("vigil_queue_pending", "gauge", "Events waiting for delivery, by sink.",
-               sinks.map { (label([("sink", $0)]), Double(pending[$0] ?? 0)) })
+        family(
+            "vigil_queue_pending", "gauge", "Events waiting for delivery, by sink.",
+            sinks.map { (label([("sink", $0)]), Double(pending[$0] ?? 0)) })
         var deliveries: [(String, Double)] = []
         for s in sinks {
             for o in ["delivered", "retried", "dead"] { deliveries.append((label([("sink", s), ("outcome", o)]), Double(v.deliveries[s + "\u{0}" + o] ?? 0))) }
@@ -142,28 +146,36 @@ public final class Metrics: IngestMetrics {
         family("vigil_events_shed_total", "counter", "Events dropped by overflow: shed while the queue was full.", [("", Double(v.shed))])
         family("vigil_evaluation_lag_seconds", "gauge", "Time from reading the last batch off the socket to committing its events.", [("", v.lagSeconds)])
         family("vigil_broker_connected", "gauge", "1 while connected to the broker.", [("", connected ? 1 : 0)])
-        family("vigil_intake_halted", "gauge", "1 while intake is stopped because the state database cannot take commits (a full disk).",
-               [("", intakeHalted ? 1 : 0)])
+        family(
+            "vigil_intake_halted", "gauge", "1 while intake is stopped because the state database cannot take commits (a full disk).",
+            [("", intakeHalted ? 1 : 0)])
         family("vigil_intake_halts_total", "counter", "Times intake stopped because a state commit failed.", [("", Double(v.intakeHalts))])
-        family("vigil_open_incidents_by_severity", "gauge", "Incidents open now, by severity.",
-               Severity.allCases.reversed().map { (label([("severity", $0.name)]), Double(snap.openBySeverity[$0.name] ?? 0)) })
-        family("vigil_oldest_pending_seconds", "gauge", "Age of the oldest event not yet delivered, by sink (0 when none waits).",
-               sinks.map { (label([("sink", $0)]), snap.oldestPendingSeconds[$0] ?? 0) })
-        histogram("vigil_commit_seconds", "Time to commit one batch (journal, events, checkpoint) to the state database.",
-                  [([], v.commitSeconds)])
-        histogram("vigil_reading_lag_seconds", "From a reading's device time (its payload's ts) to the commit that took it.",
-                  [([], v.readingLagSeconds)])
-        histogram("vigil_delivery_seconds", "From an event's commit to its delivery, by sink.",
-                  sinks.map { ([("sink", $0)], v.deliverySeconds[$0] ?? Histogram(bounds: Histogram.latency)) })
-        family("vigil_build_info", "gauge", "Always 1; the labels say which build runs.",
-               [(label([("version", VigilVersion.current), ("libmosquitto", Metrics.mosquittoVersion), ("sqlite", Metrics.sqliteVersion)]), 1)])
+        family(
+            "vigil_open_incidents_by_severity", "gauge", "Incidents open now, by severity.",
+            Severity.allCases.reversed().map { (label([("severity", $0.name)]), Double(snap.openBySeverity[$0.name] ?? 0)) })
+        family(
+            "vigil_oldest_pending_seconds", "gauge", "Age of the oldest event not yet delivered, by sink (0 when none waits).",
+            sinks.map { (label([("sink", $0)]), snap.oldestPendingSeconds[$0] ?? 0) })
+        histogram(
+            "vigil_commit_seconds", "Time to commit one batch (journal, events, checkpoint) to the state database.",
+            [([], v.commitSeconds)])
+        histogram(
+            "vigil_reading_lag_seconds", "From a reading's device time (its payload's ts) to the commit that took it.",
+            [([], v.readingLagSeconds)])
+        histogram(
+            "vigil_delivery_seconds", "From an event's commit to its delivery, by sink.",
+            sinks.map { ([("sink", $0)], v.deliverySeconds[$0] ?? Histogram(bounds: Histogram.latency)) })
+        family(
+            "vigil_build_info", "gauge", "Always 1; the labels say which build runs.",
+            [(label([("version", VigilVersion.current), ("libmosquitto", Metrics.mosquittoVersion), ("sqlite", Metrics.sqliteVersion)]), 1)])
         let process = ProcessStats.read()
         family("process_resident_memory_bytes", "gauge", "Resident memory of the daemon.", [("", process.residentBytes)])
         family("process_open_fds", "gauge", "Open file descriptors.", [("", process.openFDs)])
         family("process_cpu_seconds_total", "counter", "CPU time the daemon used, user and system.", [("", process.cpuSeconds)])
         family("process_start_time_seconds", "gauge", "When the daemon started, in seconds since the epoch.", [("", Metrics.startTime)])
-        family("vigil_reloads_total", "counter", "Reloads on SIGHUP, by outcome.",
-               ["applied", "rejected"].map { (label([("outcome", $0)]), Double(v.reloads[$0] ?? 0)) })
+        family(
+            "vigil_reloads_total", "counter", "Reloads on SIGHUP, by outcome.",
+            ["applied", "rejected"].map { (label([("outcome", $0)]), Double(v.reloads[$0] ?? 0)) })
         return out
     }
 
@@ -214,14 +226,16 @@ struct ProcessStats {
     static func read() -> ProcessStats {
         var s = ProcessStats()
         if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-           let kib = Double(line.split(separator: " ").dropFirst().first ?? "") {
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kib = Double(line.split(separator: " ").dropFirst().first ?? "")
+        {
             s.residentBytes = kib * 1024
         }
         s.openFDs = Double((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.count ?? 0)
         var usage = rusage()
         if getrusage(Int32(RUSAGE_SELF.rawValue), &usage) == 0 {
-            s.cpuSeconds = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            s.cpuSeconds =
+                Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
                 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
         }
         return s

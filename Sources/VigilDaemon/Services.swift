@@ -36,9 +36,10 @@ struct IngestService: Service, CustomStringConvertible {
                 let dispatcher = dispatcher, status = status, reload = reload, metrics = metrics, acks = acks
                 let thread = Thread {
                     do {
-                        let loop = IngestLoop(setup: setup, password: password, logger: logger, gauge: gauge,
-                                              dispatcher: dispatcher, status: status, stop: stop, reload: reload, metrics: metrics,
-                                              acks: acks)
+                        let loop = IngestLoop(
+                            setup: setup, password: password, logger: logger, gauge: gauge,
+                            dispatcher: dispatcher, status: status, stop: stop, reload: reload, metrics: metrics,
+                            acks: acks)
                         try loop.run()
                         c.resume()
                     } catch {

@@ -78,12 +78,17 @@ public final class ChatSink: Sink {
                 o.appendUnique("sign", .string(ChatSink.feishuSign(secret: secret, timestampSeconds: seconds)))
             }
             o.appendUnique("msg_type", "interactive")
-            let header = JSONObject([("title", .object(JSONObject([("tag", "plain_text"), ("content", .string(title))]))),
-                                     ("template", .string(card.color(e.severity)))])
-            o.appendUnique("card", .object(JSONObject([
-                ("header", .object(header)),
-                ("elements", .array([.object(JSONObject([("tag", "markdown"), ("content", .string(text))]))])),
-            ])))
+            let header = JSONObject([
+                ("title", .object(JSONObject([("tag", "plain_text"), ("content", .string(title))]))),
+                ("template", .string(card.color(e.severity))),
+            ])
+            o.appendUnique(
+                "card",
+                .object(
+                    JSONObject([
+                        ("header", .object(header)),
+                        ("elements", .array([.object(JSONObject([("tag", "markdown"), ("content", .string(text))]))])),
+                    ])))
         }
         return (target, JSONWriter.encode(.object(o)))
     }
@@ -200,11 +205,15 @@ public struct ChatCard: Sendable {
         let labels: [(String, String)]
         switch language {
         case .zh:
-            labels = [("级别", severity), ("标题", e.title), ("小区", community), ("位置", location),
-                      ("时间", localTime(e.at)), ("事件", typeName(e.type)), ("编号", e.incidentID)]
+            labels = [
+                ("级别", severity), ("标题", e.title), ("小区", community), ("位置", location),
+                ("时间", localTime(e.at)), ("事件", typeName(e.type)), ("编号", e.incidentID),
+            ]
         case .en:
-            labels = [("Severity", severity), ("Title", e.title), ("Community", community), ("Location", location),
-                      ("Time", localTime(e.at)), ("Event", typeName(e.type)), ("Incident", e.incidentID)]
+            labels = [
+                ("Severity", severity), ("Title", e.title), ("Community", community), ("Location", location),
+                ("Time", localTime(e.at)), ("Event", typeName(e.type)), ("Incident", e.incidentID),
+            ]
         }
         var lines = ["### \(title)", ""]
         for (k, v) in labels { lines.append("- **\(k)**: \(v)") }

@@ -51,8 +51,9 @@ public final class EventQueue {
         try StateSchema.migrate(db)
         insertEvent = try db.prepare(
             "INSERT OR IGNORE INTO events(event_id, incident_id, type, rule, severity, created_at, body) VALUES(?,?,?,?,?,?,?)")
-        insertDeliveries = MultiRowInsert(db: db, head: "INSERT OR IGNORE INTO deliveries(sink, state, severity, seq, incident) VALUES",
-                                          row: "(?,0,?,?,?)")
+        insertDeliveries = MultiRowInsert(
+            db: db, head: "INSERT OR IGNORE INTO deliveries(sink, state, severity, seq, incident) VALUES",
+            row: "(?,0,?,?,?)")
     }
 
     /// Writes events inside the caller's transaction. An event whose id is
@@ -66,8 +67,9 @@ public final class EventQueue {
             w.reset()
             e.write(to: &w)
             let severity = Int64(e.severity.rawValue)
-            try insertEvent.run(.text(e.eventID), .text(e.incidentID), .text(e.type.rawValue), .text(e.rule),
-                                .int(severity), .int(now), .utf8(w.bytes))
+            try insertEvent.run(
+                .text(e.eventID), .text(e.incidentID), .text(e.type.rawValue), .text(e.rule),
+                .int(severity), .int(now), .utf8(w.bytes))
             guard db.changes == 1 else { continue }
             let seq = db.lastInsertRowID
             let incident = StateSchema.incidentKey(e.incidentID)
@@ -93,7 +95,9 @@ public final class EventQueue {
 }
 
 /// One sink's view of the queue: its next batch, and marking what it delivered.
-public final class SinkCursor {
+public final class SinkCursor: @unchecked Sendable {
+    // @unchecked: a cursor's connection and statements are used by one call
+    // at a time — its sink's worker awaits each call on the sink's lane.
     let db: Database
     public let sink: String
     let next: Statement
@@ -109,11 +113,14 @@ public final class SinkCursor {
         next = try db.prepare("SELECT seq, incident, next_at, attempts, severity FROM deliveries WHERE sink = ?1 AND state = 0 ORDER BY severity DESC, seq")
         event = try db.prepare("SELECT event_id, incident_id, body, created_at FROM events WHERE seq = ?")
         markDelivered = try db.prepare(
-            "UPDATE deliveries SET state = 1, attempts = attempts + 1, updated_at = ?4, last_error = NULL WHERE sink = ?1 AND state = 0 AND severity = ?2 AND seq = ?3")
+            "UPDATE deliveries SET state = 1, attempts = attempts + 1, updated_at = ?4, last_error = NULL WHERE sink = ?1 AND state = 0 AND severity = ?2 AND seq = ?3"
+        )
         markRetry = try db.prepare(
-            "UPDATE deliveries SET attempts = attempts + 1, next_at = ?4, last_error = ?5, updated_at = ?6 WHERE sink = ?1 AND state = 0 AND severity = ?2 AND seq = ?3")
+            "UPDATE deliveries SET attempts = attempts + 1, next_at = ?4, last_error = ?5, updated_at = ?6 WHERE sink = ?1 AND state = 0 AND severity = ?2 AND seq = ?3"
+        )
         markDead = try db.prepare(
-            "UPDATE deliveries SET state = 2, attempts = attempts + 1, last_error = ?4, updated_at = ?5 WHERE sink = ?1 AND state = 0 AND severity = ?2 AND seq = ?3")
+            "UPDATE deliveries SET state = 2, attempts = attempts + 1, last_error = ?4, updated_at = ?5 WHERE sink = ?1 AND state = 0 AND severity = ?2 AND seq = ?3"
+        )
     }
 
     /// Walks the pending deliveries in order. An incident's events share its
@@ -139,8 +146,10 @@ public final class SinkCursor {
         out.reserveCapacity(chosen.count)
         for (seq, attempts, severity) in chosen {
             try event.query([.int(seq)]) { row in
-                out.append(EventQueue.Pending(seq: seq, severity: severity, eventID: row.text(0), incidentID: row.text(1), body: row.text(2),
-                                              attempts: attempts, createdAt: row.int(3)))
+                out.append(
+                    EventQueue.Pending(
+                        seq: seq, severity: severity, eventID: row.text(0), incidentID: row.text(1), body: row.text(2),
+                        attempts: attempts, createdAt: row.int(3)))
             }
         }
         return out

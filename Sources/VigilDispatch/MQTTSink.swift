@@ -55,8 +55,10 @@ public final class MQTTSink: Sink, @unchecked Sendable {
     public static func topic(_ template: String, for body: String) -> String {
         guard let e = IncidentEvent.decode(body) else { return template }
         var t = template
-        for (k, v) in [("route", e.route), ("severity", e.severity.name), ("rule", e.rule), ("feed", e.feed),
-                       ("channel", e.channel ?? "none"), ("type", e.type.shortName)] {
+        for (k, v) in [
+            ("route", e.route), ("severity", e.severity.name), ("rule", e.rule), ("feed", e.feed),
+            ("channel", e.channel ?? "none"), ("type", e.type.shortName),
+        ] {
             // A topic level must not gain levels or wildcards from a value.
             let safe = v.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "+", with: "_").replacingOccurrences(of: "#", with: "_")
             t = t.replacingOccurrences(of: "{\(k)}", with: safe)
@@ -82,42 +84,41 @@ public final class MQTTSink: Sink, @unchecked Sendable {
         }
     }
 
+    /// The sink's connection is reached again with this backoff.
+    static let reconnect = Backoff(initial: 500, max: 30_000)
+
     func networkLoop() {
         var inflight: [Int32: (CheckedContinuation<DeliveryOutcome, Never>, Millis)] = [:]
-        var client: MosquittoClient?
-        var connected = false
-        var nextAttempt: Millis = 0
-        var backoff: Millis = 500
         func failAll(_ why: String) {
             for (_, (c, _)) in inflight { c.resume(returning: .retry(reason: why, retryAfter: nil)) }
             inflight.removeAll()
         }
+        func answerWaiting(_ why: String) {
+            let waiting = inbox.withLock { r -> [Request] in
+                defer { r.removeAll() }; return r
+            }
+            for r in waiting { r.continuation.resume(returning: .retry(reason: why, retryAfter: nil)) }
+        }
+        var connection: MQTTConnection?
+        var nextCreate: Millis = 0
         while !stop.load(ordering: .acquiring) {
-            let now = Time.now()
-            if client == nil || client!.socket < 0 {
-                connected = false
-                failAll("MQTT sink not connected")
-                if now >= nextAttempt {
-                    do {
-                        let c = try client ?? MosquittoClient(options: options)
-                        client = c
-                        try c.connect()
-                        backoff = 500
-                    } catch {
+            let now = Time.monotonicMillis()
+            guard let c = connection else {
+                // The client itself could not be made (TLS files, say): answer requests, try again later.
+                answerWaiting("MQTT sink not connected")
+                if now >= nextCreate {
+                    do { connection = try MQTTConnection(options: options, reconnect: MQTTSink.reconnect) } catch {
                         logger.warning("mqtt sink connect failed", metadata: ["sink": .string(name), "error": .string("\(error)")])
-                        nextAttempt = now + backoff
-                        backoff = min(backoff * 2, 30_000)
+                        nextCreate = now + MQTTSink.reconnect.max
                     }
                 }
-                // Requests cannot go out now: answer them so the dispatcher backs off.
-                let waiting = inbox.withLock { r -> [Request] in defer { r.removeAll() }; return r }
-                for r in waiting { r.continuation.resume(returning: .retry(reason: "MQTT sink not connected", retryAfter: nil)) }
                 usleep(50_000)
                 continue
             }
-            let c = client!
-            if connected {
-                let requests = inbox.withLock { r -> [Request] in defer { r.removeAll() }; return r }
+            if c.isConnected {
+                let requests = inbox.withLock { r -> [Request] in
+                    defer { r.removeAll() }; return r
+                }
                 for r in requests {
                     do {
                         let mid = try c.publish(topic: r.topic, payload: r.payload, qos: qos)
@@ -126,38 +127,37 @@ public final class MQTTSink: Sink, @unchecked Sendable {
                         r.continuation.resume(returning: .retry(reason: "\(error)", retryAfter: nil))
                     }
                 }
+            } else {
+                // Requests cannot go out now: answer them so the dispatcher backs off.
+                answerWaiting("MQTT sink not connected")
             }
-            let ready = c.wait(read: true, timeoutMs: 10)
-            var rc: Int32 = 0
-            if ready.readable { rc = c.readAvailable(maxMessages: 1000) }
-            if rc == 0 { rc = c.writePending() }
-            if rc == 0 { rc = c.housekeeping() }
-            for e in c.takeEvents() {
-                switch e {
-                case .connected(let code, let reason, _):
-                    connected = code == 0
-                    if code == 0 { logger.notice("mqtt sink connected", metadata: ["sink": .string(name)]) }
-                    else { logger.error("mqtt sink refused", metadata: ["sink": .string(name), "reason": .string(reason)]) }
+            for notice in c.turn(timeoutMs: c.isConnected ? 10 : 50).notices {
+                switch notice {
+                case .connected:
+                    logger.notice("mqtt sink connected", metadata: ["sink": .string(name)])
+                case .connectFailed(let reason, let refused, let retryIn):
+                    logger.log(
+                        level: refused ? .error : .warning, refused ? "mqtt sink refused" : "mqtt sink connect failed",
+                        metadata: [
+                            "sink": .string(name), "error": .string(reason), "retry_in": .string(Units.formatDuration(retryIn)),
+                        ])
+                case .lost(let reason, _):
+                    failAll("MQTT sink connection lost: \(reason)")
                 case .published(let mid):
                     inflight.removeValue(forKey: mid)?.0.resume(returning: .delivered)
-                case .disconnected:
-                    connected = false
-                default:
+                case .subscribed:
                     break
                 }
             }
-            _ = c.takeMessages()
+            c.committed()
             // A PUBACK that never comes: give the event back for a retry.
-            for (mid, (cont, at)) in inflight where now - at > timeout {
+            for (mid, (cont, at)) in inflight where Time.monotonicMillis() - at > timeout {
                 inflight.removeValue(forKey: mid)
                 cont.resume(returning: .retry(reason: "no PUBACK within \(Units.formatDuration(timeout))", retryAfter: nil))
             }
-            if rc != 0 && c.socket < 0 { nextAttempt = Time.now() + backoff }
         }
         failAll("MQTT sink stopping")
-        let left = inbox.withLock { r -> [Request] in defer { r.removeAll() }; return r }
-        for r in left { r.continuation.resume(returning: .retry(reason: "MQTT sink stopping", retryAfter: nil)) }
-        client?.disconnect()
-        _ = client?.writePending()
+        answerWaiting("MQTT sink stopping")
+        connection?.stop()
     }
 }

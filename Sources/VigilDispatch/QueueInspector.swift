@@ -49,10 +49,11 @@ public final class QueueInspector {
         """
 
     func entry(_ r: Row) -> Entry {
-        Entry(seq: r.int(0), eventID: r.text(1), incidentID: r.text(2), sink: r.text(3),
-              state: EventQueue.DeliveryState(rawValue: r.int(4))?.name ?? "?", attempts: Int(r.int(5)), nextAt: r.int(6),
-              lastError: r.optionalText(7), updatedAt: r.isNull(8) ? nil : r.int(8), type: r.text(9), rule: r.text(10),
-              severity: Severity(rawValue: Int(r.int(11))) ?? .info, createdAt: r.int(12))
+        Entry(
+            seq: r.int(0), eventID: r.text(1), incidentID: r.text(2), sink: r.text(3),
+            state: EventQueue.DeliveryState(rawValue: r.int(4))?.name ?? "?", attempts: Int(r.int(5)), nextAt: r.int(6),
+            lastError: r.optionalText(7), updatedAt: r.isNull(8) ? nil : r.int(8), type: r.text(9), rule: r.text(10),
+            severity: Severity(rawValue: Int(r.int(11))) ?? .info, createdAt: r.int(12))
     }
 
     /// Deliveries in dispatch order, optionally of one sink and state.
@@ -82,7 +83,9 @@ public final class QueueInspector {
         try db.transaction {
             if let ids = eventIDs {
                 var n = 0
-                let stmt = try db.prepare("UPDATE deliveries SET state = 0, next_at = 0, attempts = 0, last_error = NULL WHERE state = 2 AND seq = (SELECT seq FROM events WHERE event_id = ?)")
+                let stmt = try db.prepare(
+                    "UPDATE deliveries SET state = 0, next_at = 0, attempts = 0, last_error = NULL WHERE state = 2 AND seq = (SELECT seq FROM events WHERE event_id = ?)"
+                )
                 for id in ids { try stmt.run(.text(id)); n += db.changes }
                 return n
             }

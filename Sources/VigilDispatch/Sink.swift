@@ -31,30 +31,34 @@ public final class FileSink: Sink {
         self.path = path
     }
 
+    /// The file's `write` and `fsync` run here, off the cooperative pool.
+    let lane = BlockingLane(label: "vigil.sink.file")
+
     public func deliver(_ batch: [EventQueue.Pending]) async -> [DeliveryOutcome] {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else {
-            let why = "cannot open \(path): \(String(cString: strerror(errno)))"
-            return batch.map { _ in .retry(reason: why, retryAfter: nil) }
-        }
-        defer { close(fd) }
         var bytes: [UInt8] = []
         for p in batch { bytes.append(contentsOf: p.body.utf8); bytes.append(0x0A) }
+        let path = path
+        let failure = await lane.run { [bytes] in FileSink.append(bytes, to: path) }
+        if let why = failure { return batch.map { _ in .retry(reason: why, retryAfter: nil) } }
+        return batch.map { _ in .delivered }
+    }
+
+    /// Appends and syncs; returns why it failed, if it did.
+    static func append(_ bytes: [UInt8], to path: String) -> String? {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { return "cannot open \(path): \(String(cString: strerror(errno)))" }
+        defer { close(fd) }
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
             if n < 0 {
                 if errno == EINTR { continue }
-                let why = "write \(path): \(String(cString: strerror(errno)))"
-                return batch.map { _ in .retry(reason: why, retryAfter: nil) }
+                return "write \(path): \(String(cString: strerror(errno)))"
             }
             off += n
         }
-        if fsync(fd) != 0 {
-            let why = "fsync \(path): \(String(cString: strerror(errno)))"
-            return batch.map { _ in .retry(reason: why, retryAfter: nil) }
-        }
-        return batch.map { _ in .delivered }
+        if fsync(fd) != 0 { return "fsync \(path): \(String(cString: strerror(errno)))" }
+        return nil
     }
 }
 

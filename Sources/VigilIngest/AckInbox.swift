@@ -57,7 +57,9 @@ public final class AckInbox: Sendable {
     func take() -> [Pending] {
         var drained = [UInt8](repeating: 0, count: 64)
         while read(wakeFD, &drained, drained.count) > 0 {}
-        return pending.withLock { p in defer { p.removeAll() }; return p }
+        return pending.withLock { p in
+            defer { p.removeAll() }; return p
+        }
     }
 
     var isEmpty: Bool { pending.withLock { $0.isEmpty } }

@@ -77,10 +77,11 @@ public struct Backtest {
             switch e.type {
             case .opened:
                 side.opened[e.rule, default: 0] += 1
-                side.incidents[e.incidentID] = Incident(rule: e.rule, severity: e.severity, channel: e.channel,
-                                                        community: e.channelInfo["community_name"]?.stringValue
-                                                            ?? e.channelInfo["community"]?.stringValue,
-                                                        openedAt: e.openedAt)
+                side.incidents[e.incidentID] = Incident(
+                    rule: e.rule, severity: e.severity, channel: e.channel,
+                    community: e.channelInfo["community_name"]?.stringValue
+                        ?? e.channelInfo["community"]?.stringValue,
+                    openedAt: e.openedAt)
             case .resolved:
                 side.resolved[e.rule, default: 0] += 1
             default:

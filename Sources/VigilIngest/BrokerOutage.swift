@@ -52,8 +52,9 @@ struct BrokerOutage {
         guard open == nil, let lost = lostAt, now - lost >= after else { return [] }
         let openedAt = lost + after
         opened += 1
-        var o = Open(incidentID: IDs.incident(rule: BrokerOutage.rule, keyText: keyText, openedAt: openedAt, ordinal: opened),
-                     startedAt: lost, openedAt: openedAt, nextEventOrdinal: 0)
+        var o = Open(
+            incidentID: IDs.incident(rule: BrokerOutage.rule, keyText: keyText, openedAt: openedAt, ordinal: opened),
+            startedAt: lost, openedAt: openedAt, nextEventOrdinal: 0)
         let e = event(.opened, &o, at: openedAt, resolvedAt: nil)
         open = o
         return [e]
@@ -62,10 +63,11 @@ struct BrokerOutage {
     func event(_ type: IncidentEventType, _ o: inout Open, at t: Millis, resolvedAt: Millis?) -> IncidentEvent {
         let id = IDs.event(incidentID: o.incidentID, type: type, at: t, ordinal: o.nextEventOrdinal)
         o.nextEventOrdinal += 1
-        return IncidentEvent(eventID: id, type: type, incidentID: o.incidentID, rule: BrokerOutage.rule, severity: .major,
-                             route: "default", feed: "vigil", channel: nil, key: key,
-                             title: "vigil cannot reach its broker \(url)", labels: JSONObject(), channelInfo: JSONObject(),
-                             startedAt: o.startedAt, openedAt: o.openedAt, resolvedAt: resolvedAt, at: t, count: 0, reading: nil)
+        return IncidentEvent(
+            eventID: id, type: type, incidentID: o.incidentID, rule: BrokerOutage.rule, severity: .major,
+            route: "default", feed: "vigil", channel: nil, key: key,
+            title: "vigil cannot reach its broker \(url)", labels: JSONObject(), channelInfo: JSONObject(),
+            startedAt: o.startedAt, openedAt: o.openedAt, resolvedAt: resolvedAt, at: t, count: 0, reading: nil)
     }
 
     /// What the state database keeps: the ordinal and the open incident.
@@ -73,10 +75,13 @@ struct BrokerOutage {
         var root = JSONObject()
         root.appendUnique("opened", .number(Double(opened)))
         if let o = open {
-            root.appendUnique("open", .object(JSONObject([
-                ("id", .string(o.incidentID)), ("started", .number(Double(o.startedAt))),
-                ("opened", .number(Double(o.openedAt))), ("next", .number(Double(o.nextEventOrdinal))),
-            ])))
+            root.appendUnique(
+                "open",
+                .object(
+                    JSONObject([
+                        ("id", .string(o.incidentID)), ("started", .number(Double(o.startedAt))),
+                        ("opened", .number(Double(o.openedAt))), ("next", .number(Double(o.nextEventOrdinal))),
+                    ])))
         }
         return Array(JSONWriter.encode(.object(root)).utf8)
     }
@@ -85,7 +90,8 @@ struct BrokerOutage {
         guard case .object(let root)? = try? JSONParser.parse(bytes, maxDepth: 8) else { return }
         opened = Int(root["opened"]?.numberValue ?? 0)
         if case .object(let o)? = root["open"], let id = o["id"]?.stringValue, let s = o["started"]?.numberValue,
-           let op = o["opened"]?.numberValue, let n = o["next"]?.numberValue {
+            let op = o["opened"]?.numberValue, let n = o["next"]?.numberValue
+        {
             open = Open(incidentID: id, startedAt: Millis(s), openedAt: Millis(op), nextEventOrdinal: Int(n))
         }
     }

@@ -75,17 +75,22 @@ extension IngestLoop {
         let outageEvents = outage.tick(now: wall)
         events += outageEvents
         shed(&events, now: arrival)
-        let checkpoint: [UInt8]? = arrival - lastCheckpoint >= IngestLoop.checkpointInterval
+        let checkpoint: [UInt8]? =
+            arrival - lastCheckpoint >= IngestLoop.checkpointInterval
             ? evaluator.engine.checkpoint(timeline: evaluator.timeline) : nil
         if checkpoint != nil { lastCheckpoint = arrival }
         let outageChanged = !outageEvents.isEmpty || events.contains { $0.rule == BrokerOutage.rule }
         let state: [(name: String, value: [UInt8]?)] = outageChanged ? [(BrokerOutage.stateName, outage.saved)] : []
-        let counts = BatchCounts(received: received, byFeed: byFeed.counts, readings: readings,
-                                 suppressed: evaluator.engine.suppressedOpenings - suppressedBefore, started: started,
-                                 openIncidents: events.isEmpty ? nil : evaluator.engine.openIncidents, deviceTimes: deviceTimes)
+        let counts = BatchCounts(
+            received: received, byFeed: byFeed.counts, readings: readings,
+            suppressed: evaluator.engine.suppressedOpenings - suppressedBefore, started: started,
+            openIncidents: events.isEmpty ? nil : evaluator.engine.openIncidents, deviceTimes: deviceTimes)
         if !journal.isEmpty || !events.isEmpty || !dead.isEmpty || checkpoint != nil || !state.isEmpty {
-            if !commit(PendingCommit(journal: journal, events: events, dead: dead, checkpoint: checkpoint, state: state, at: arrival,
-                                     counts: counts)) {
+            if !commit(
+                PendingCommit(
+                    journal: journal, events: events, dead: dead, checkpoint: checkpoint, state: state, at: arrival,
+                    counts: counts))
+            {
                 for (c, _) in answers { c.resume(returning: .unavailable("the state database cannot take commits now; it is applied once it can")) }
                 answers.removeAll()
             }
@@ -113,8 +118,9 @@ extension IngestLoop {
 
     func record(_ c: BatchCounts, events: [IncidentEvent], dead: [DeadLetter]) {
         let lag = Double(Time.monotonicNanos() - c.started) / 1e9
-        metrics.recordBatch(received: c.byFeed, dead: dead.map(\.reason), readings: c.readings, events: events, lagSeconds: lag,
-                            suppressed: c.suppressed)
+        metrics.recordBatch(
+            received: c.byFeed, dead: dead.map(\.reason), readings: c.readings, events: events, lagSeconds: lag,
+            suppressed: c.suppressed)
         status.values.withLock { s in
             s.received += c.received
             s.readings += c.readings
@@ -140,16 +146,21 @@ extension IngestLoop {
         var nextTry: Millis = 0
     }
 
+    /// How soon a held commit is tried again.
+    static let commitRetry = Backoff(initial: 250, max: 5000)
+
     /// Commits a batch, or holds it for `retryHeldCommit`. Returns whether it is on disk.
     @discardableResult
     func commit(_ c: PendingCommit) -> Bool {
         do {
             let began = Time.monotonicNanos()
-            let added = try store.commit(journal: c.journal, events: c.events, deadLetters: c.dead, checkpoint: c.checkpoint,
-                                         state: c.state, now: c.at)
+            let added = try store.commit(
+                journal: c.journal, events: c.events, deadLetters: c.dead, checkpoint: c.checkpoint,
+                state: c.state, now: c.at)
             let wall = Time.now()
-            metrics.recordCommit(seconds: Double(Time.monotonicNanos() - began) / 1e9,
-                                 readingLags: c.counts.deviceTimes.map { Double(max(0, wall - $0)) / 1000 })
+            metrics.recordCommit(
+                seconds: Double(Time.monotonicNanos() - began) / 1e9,
+                readingLags: c.counts.deviceTimes.map { Double(max(0, wall - $0)) / 1000 })
             gauge.add(added)
             if !c.events.isEmpty { dispatcher.ring() }
             record(c.counts, events: c.events, dead: c.dead)
@@ -159,16 +170,20 @@ extension IngestLoop {
         } catch {
             var c = c
             c.failures += 1
-            c.nextTry = Time.monotonicMillis() + min(5000, 250 << min(c.failures - 1, 5))
+            c.nextTry = Time.monotonicMillis() + IngestLoop.commitRetry.delay(afterAttempts: c.failures - 1)
             if c.failures == 1 || Time.monotonicMillis() - lastHaltLog >= 60_000 {
                 lastHaltLog = Time.monotonicMillis()
-                logger.error("state commit failed: intake stopped, nothing is acknowledged until it succeeds", metadata: [
-                    "error": .string("\(error)"), "attempts": .stringConvertible(c.failures), "state_dir": .string(config.stateDirectory),
-                ])
+                logger.error(
+                    "state commit failed: intake stopped, nothing is acknowledged until it succeeds",
+                    metadata: [
+                        "error": .string("\(error)"), "attempts": .stringConvertible(c.failures), "state_dir": .string(config.stateDirectory),
+                    ])
             }
             if c.failures == 1 { metrics.recordIntakeHalt() }
-            let reason = (error as? SQLiteError)?.isDiskFull == true ? "disk full: the state database cannot take commits"
-                                                                       : "the state database cannot take commits: \(error)"
+            let reason =
+                (error as? SQLiteError)?.isDiskFull == true
+                ? "disk full: the state database cannot take commits"
+                : "the state database cannot take commits: \(error)"
             status.values.withLock { $0.intakeHalted = reason }
             held = c
             if let e = error as? SQLiteError, e.isNotADatabase { fatal = error }
@@ -183,12 +198,15 @@ extension IngestLoop {
         status.values.withLock { $0.intakeHalted = nil }
         let limit = max(1 << 20, min(journalLimit, store.journalBytes / 2))
         journalLimit = limit
-        logger.notice("state commits succeed again: intake resumes", metadata: [
-            "state_dir": .string(config.stateDirectory), "journal_limit": .string(Units.formatSize(limit)),
-        ])
+        logger.notice(
+            "state commits succeed again: intake resumes",
+            metadata: [
+                "state_dir": .string(config.stateDirectory), "journal_limit": .string(Units.formatSize(limit)),
+            ])
         do {
-            _ = try store.commit(journal: [], events: [], deadLetters: [], checkpoint: evaluator.engine.checkpoint(timeline: evaluator.timeline),
-                                 state: [("journal_limit", Array(String(limit).utf8))], now: Time.now())
+            _ = try store.commit(
+                journal: [], events: [], deadLetters: [], checkpoint: evaluator.engine.checkpoint(timeline: evaluator.timeline),
+                state: [("journal_limit", Array(String(limit).utf8))], now: Time.now())
             _ = try store.trimJournal(retention: config.journalRetention, maxSize: limit, now: Time.now())
             try store.db.truncateWAL()
         } catch {

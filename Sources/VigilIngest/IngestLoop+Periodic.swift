@@ -15,10 +15,12 @@ extension IngestLoop {
             setup = loaded
             evaluator.decoder = loaded.decoder
             metrics.recordReload("applied")
-            logger.notice("reloaded", metadata: [
-                "rules": .stringConvertible(loaded.ruleSet.rules.count), "channels": .stringConvertible(loaded.registry.count),
-                "kept_state": .stringConvertible(kept.count),
-            ])
+            logger.notice(
+                "reloaded",
+                metadata: [
+                    "rules": .stringConvertible(loaded.ruleSet.rules.count), "channels": .stringConvertible(loaded.registry.count),
+                    "kept_state": .stringConvertible(kept.count),
+                ])
         } else {
             metrics.recordReload("rejected")
             for d in diags.prefix(50) { logger.error("reload rejected", metadata: ["error": .string(d.description)]) }
@@ -53,7 +55,9 @@ extension IngestLoop {
             lastStatus = now
             let (received, open) = status.values.withLock { ($0.received, $0.openIncidents) }
             let state = status.connected ? "connected" : "disconnected"
-            notifier.notify("STATUS=\(state) to \(config.broker.url); \(received) messages; \(open) open incidents; queue \(gauge.pending)\(backpressured ? " (backpressure)" : "")")
+            notifier.notify(
+                "STATUS=\(state) to \(config.broker.url); \(received) messages; \(open) open incidents; queue \(gauge.pending)\(backpressured ? " (backpressure)" : "")"
+            )
         }
         guard now - lastStats >= config.statsInterval else { return }
         lastStats = now

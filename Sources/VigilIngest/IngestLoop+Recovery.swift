@@ -13,13 +13,15 @@ extension IngestLoop {
         if let saved = try store.state(BrokerOutage.stateName) { outage.restore(saved) }
         var timeline = setup.timeline
         guard let (seq, bytes) = try store.loadCheckpoint(),
-              let (restored, kept) = RuleEngine.restore(bytes, ruleSet: setup.ruleSet, registry: setup.registry, timeline: &timeline) else {
+            let (restored, kept) = RuleEngine.restore(bytes, ruleSet: setup.ruleSet, registry: setup.registry, timeline: &timeline)
+        else {
             // A new state directory: the clock starts now, and vigil is not connected yet.
             var events: [IncidentEvent] = []
             evaluator.engine.start(at: startAt)
             evaluator.mark(.lost, arrival: startAt, into: &events)
-            _ = try store.commit(journal: [StateStore.JournalEntry(receivedAt: startAt, kind: .lost)], events: events, deadLetters: [],
-                                 checkpoint: evaluator.engine.checkpoint(timeline: evaluator.timeline), now: startAt)
+            _ = try store.commit(
+                journal: [StateStore.JournalEntry(receivedAt: startAt, kind: .lost)], events: events, deadLetters: [],
+                checkpoint: evaluator.engine.checkpoint(timeline: evaluator.timeline), now: startAt)
             lastCheckpoint = startAt
             return
         }
@@ -48,16 +50,19 @@ extension IngestLoop {
             }
         }
         evaluator.engine.suppressions.removeAll()
-        let gained = try store.commit(journal: journal, events: events, deadLetters: [],
-                                      checkpoint: evaluator.engine.checkpoint(timeline: evaluator.timeline), now: startAt)
+        let gained = try store.commit(
+            journal: journal, events: events, deadLetters: [],
+            checkpoint: evaluator.engine.checkpoint(timeline: evaluator.timeline), now: startAt)
         added += gained.values.reduce(0, +)
         gauge.set(try store.queue.pendingCounts())
         lastCheckpoint = startAt
-        logger.notice("state restored", metadata: [
-            "checkpoint": .string(Time.format(checkpointAt)), "journal_replayed": .stringConvertible(replayed),
-            "rules_kept": .stringConvertible(kept.count), "open_incidents": .stringConvertible(evaluator.engine.openIncidents),
-            "deliveries_added": .stringConvertible(added),
-        ])
+        logger.notice(
+            "state restored",
+            metadata: [
+                "checkpoint": .string(Time.format(checkpointAt)), "journal_replayed": .stringConvertible(replayed),
+                "rules_kept": .stringConvertible(kept.count), "open_incidents": .stringConvertible(evaluator.engine.openIncidents),
+                "deliveries_added": .stringConvertible(added),
+            ])
         status.values.withLock { $0.openIncidents = evaluator.engine.openIncidents }
     }
 

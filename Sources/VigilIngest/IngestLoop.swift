@@ -30,13 +30,12 @@ public final class IngestLoop {
 
     var evaluator: Evaluator
     var store: StateStore!
-    var client: MosquittoClient!
+    var client: MQTTConnection!
     var deadLetterLog = RateLimiter(perSecond: 5)
     var shedLog = RateLimiter(perSecond: 5)
     var lastStats: Millis = 0
     var statsBase = (received: 0, readings: 0, at: Millis(0))
     var backpressured = false
-    var pendingSubscriptions = Set<Int32>()
     var heldBySevereEvents = false
     /// When the engine state was last checkpointed (every 2 s, and at stop).
     var lastCheckpoint: Millis = 0
@@ -67,8 +66,10 @@ public final class IngestLoop {
     /// `journal.max_size`, or less after the disk filled up once (kept in the state database).
     var journalLimit: Int64 = .max
 
-    public init(setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
-         reload: StopFlag, metrics: any IngestMetrics, acks: AckInbox) {
+    public init(
+        setup: Setup, password: String?, logger: Logger, gauge: PendingGauge, dispatcher: Dispatcher, status: IngestStatus, stop: StopFlag,
+        reload: StopFlag, metrics: any IngestMetrics, acks: AckInbox
+    ) {
         self.acks = acks
         self.reload = reload
         self.metrics = metrics
@@ -96,18 +97,24 @@ public final class IngestLoop {
         }
         try? store.db.truncateWAL()
         let b = config.broker
-        client = try MosquittoClient(options: .init(
-            host: b.host, port: b.port, clientID: b.clientID, cleanSession: b.cleanSession, protocolV5: b.protocolVersion == "5",
-            keepaliveSeconds: Int(b.keepalive / 1000), username: b.username, password: password, useTLS: b.useTLS,
-            caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
-            keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure,
-            sessionExpirySeconds: UInt32(b.sessionExpiry / 1000)))
+        let prefix = config.broker.sharedGroup.map { "$share/\($0)/" } ?? ""
+        client = try MQTTConnection(
+            options: .init(
+                host: b.host, port: b.port, clientID: b.clientID, cleanSession: b.cleanSession, protocolV5: b.protocolVersion == "5",
+                keepaliveSeconds: Int(b.keepalive / 1000), username: b.username, password: password, useTLS: b.useTLS,
+                caFile: b.tls.caFile.map(config.resolve), certFile: b.tls.certFile.map(config.resolve),
+                keyFile: b.tls.keyFile.map(config.resolve), tlsInsecure: b.tls.insecure,
+                sessionExpirySeconds: UInt32(b.sessionExpiry / 1000)),
+            subscriptions: config.subscriptions.map { .init(filter: prefix + $0.pattern.filter, qos: Int32(config.broker.qos)) },
+            reconnect: Backoff(initial: b.reconnectInitial, max: b.reconnectMax))
         let startAt = Time.now()
         lastArrival = startAt
         do { try recover(startAt: startAt) } catch is StopRequested { return }
         statsBase.at = startAt
         lastStats = startAt
-        status.values.withLock { $0.ready = true; $0.lastLoopAt = startAt }
+        status.values.withLock {
+            $0.ready = true; $0.lastLoopAt = startAt
+        }
         notifier.notify("READY=1\nSTATUS=started, connecting to \(config.broker.url)")
         if ProcessInfo.processInfo.environment["VIGIL_TEST_WEDGE"] == "ingest" {
             // Test hook: a stage that stops making progress (the watchdog must notice).
@@ -126,29 +133,12 @@ public final class IngestLoop {
             lastCheckpoint = 0
             processBatch(now: Time.now())
         }
-        if held == nil { _ = client.writePending() }
-        client.disconnect()
-        if held == nil { _ = client.writePending() }
-    }
-
-    /// Reconnection: every lost or refused connection schedules one backoff step.
-    var backoff: Millis = 0
-    var nextAttempt: Millis = 0
-    var reconnectScheduled = false
-
-    func scheduleReconnect(_ now: Millis) {
-        guard !reconnectScheduled else { return }
-        reconnectScheduled = true
-        nextAttempt = now + backoff
-        backoff = min(backoff * 2, config.broker.reconnectMax)
+        if held == nil { client.committed() }
+        client.stop()
     }
 
     func loop() {
-        var connectedSocket = false
-        var firstAttempt = true
-        backoff = config.broker.reconnectInitial
         while !stop.isSet && fatal == nil {
-            let now = Time.now()
             if let c = held {
                 // Intake stays stopped until the held batch is on disk; the loop keeps turning for stop, health and stats.
                 if Time.monotonicMillis() >= c.nextTry {
@@ -163,71 +153,71 @@ public final class IngestLoop {
                 continue
             }
             if reload.take() { reloadRules() }
-            if client.socket < 0 {
-                if connectedSocket {
-                    connectedSocket = false
-                    connectionLost(now)
-                    scheduleReconnect(now)
-                }
-                if now >= nextAttempt {
-                    do {
-                        if firstAttempt { try client.connect() } else { try client.reconnect() }
-                        connectedSocket = true
-                        reconnectScheduled = false
-                    } catch {
-                        logger.error("broker connect failed", metadata: [
-                            "broker": .string(config.broker.url), "error": .string(error.description),
-                            "retry_in": .string(Units.formatDuration(backoff)),
-                        ])
-                        reconnectScheduled = false
-                        scheduleReconnect(now)
-                    }
-                    firstAttempt = false
-                }
-                if client.socket < 0 {
-                    // Blind: the clock stands still; only the outage incident, acknowledgements and checkpoints move.
-                    takeAcknowledgements()
-                    processBatch(now: Time.now())
-                    let wait = max(1, min(nextAttempt - Time.now(), 200))
-                    usleep(UInt32(wait) * 1000)
-                    periodic(Time.now())
-                    continue
-                }
-            }
             let full = gauge.pending >= config.dispatch.maxPending
             if !full { heldBySevereEvents = false }
             // block: a full queue stops reading. shed: reading goes on, events
             // below shed_below are dropped, and a severe event arriving while
             // full stops reading until the queue drains.
             backpressured = full && (config.dispatch.overflow == .block || heldBySevereEvents)
-            let timeout = Int32(max(0, min(sleepBudget(now), 1000)))
-            let ready = client.wait(read: !backpressured, timeoutMs: timeout, wake: acks.wakeFD)
-            var rc: Int32 = 0
-            if ready.readable && !backpressured {
-                rc = client.readAvailable(maxMessages: 4096, maxBytes: 1 << 20)
-            }
+            // Blind, the clock stands still: only the outage incident, acknowledgements and checkpoints move.
+            let budget = client.isConnected ? min(sleepBudget(Time.now()), 1000) : 200
+            let turn = client.turn(timeoutMs: Int32(max(0, budget)), read: !backpressured, wake: acks.wakeFD)
             // A CONNACK comes before the messages of its connection; a loss after them.
-            let lost = handleClientEvents()
-            for m in client.takeMessages() { incoming.append(.message(m)) }
-            if lost { connectionLost(Time.now()) }
+            for n in turn.notices { if case .connected = n { handle(n) } }
+            for m in turn.messages { incoming.append(.message(m)) }
+            for n in turn.notices { if case .connected = n {} else { handle(n) } }
             takeAcknowledgements()
             processBatch(now: Time.now())
             // Not one byte goes out while a batch is held: its PUBACKs wait in libmosquitto's queue.
             if held != nil { continue }
-            if rc == 0 { rc = client.writePending() }
-            if rc == 0 { rc = client.housekeeping() }
-            let lostLater = handleClientEvents()
-            if rc != 0 && client.socket < 0 {
-                if !lost && !lostLater && !reconnectScheduled {
-                    logger.warning("broker connection lost", metadata: [
-                        "broker": .string(config.broker.url), "error": .string(MosquittoError(code: rc, context: "connection").description),
-                        "retry_in": .string(Units.formatDuration(backoff)),
-                    ])
-                }
-                scheduleReconnect(Time.now())
-            }
-            if lostLater || (rc != 0 && client.socket < 0) { connectionLost(Time.now()) }
+            client.committed()
             periodic(Time.now())
+        }
+    }
+
+    /// What the connection reports: logged, and journaled as broker marks.
+    func handle(_ notice: MQTTConnection.Notice) {
+        let broker = Logger.MetadataValue.string(config.broker.url)
+        switch notice {
+        case .connected(let sessionPresent):
+            endRedeliveryFilter()
+            if sessionPresent && config.broker.qos > 0 { armRedeliveryFilter() }
+            status.values.withLock { $0.connected = true }
+            if !connected {
+                connected = true
+                incoming.append(.mark(.connected))
+            }
+            logger.notice(
+                "broker connected",
+                metadata: [
+                    "broker": broker, "client_id": .string(config.broker.clientID), "session_present": .stringConvertible(sessionPresent),
+                ])
+        case .connectFailed(let reason, let refused, let retryIn):
+            connectionLost(Time.now())
+            logger.error(
+                refused ? "broker refused the connection" : "broker connect failed",
+                metadata: [
+                    "broker": broker, refused ? "reason" : "error": .string(reason), "retry_in": .string(Units.formatDuration(retryIn)),
+                ])
+        case .lost(let reason, let retryIn):
+            connectionLost(Time.now())
+            if !stop.isSet {
+                logger.warning(
+                    "broker connection lost",
+                    metadata: [
+                        "broker": broker, "error": .string(reason), "retry_in": .string(Units.formatDuration(retryIn)),
+                    ])
+            }
+        case .subscribed(let refused):
+            for filter in refused { logger.error("subscription refused by the broker", metadata: ["topic": .string(filter)]) }
+            logger.notice(
+                "subscriptions active",
+                metadata: [
+                    "count": .stringConvertible(config.subscriptions.count - refused.count), "qos": .stringConvertible(config.broker.qos),
+                    "shared_group": .string(config.broker.sharedGroup ?? "none"),
+                ])
+        case .published:
+            break
         }
     }
 
@@ -249,66 +239,6 @@ public final class IngestLoop {
         var budget = min(config.broker.keepalive / 2, 1000)
         if let due = evaluator.engine.nextDeadline() { budget = min(budget, max(0, due - now)) }
         return budget
-    }
-
-    /// Logs connection events, journals a `connected` mark for an accepted
-    /// CONNACK; returns whether the connection went away.
-    func handleClientEvents() -> Bool {
-        var disconnected = false
-        for e in client.takeEvents() {
-            switch e {
-            case .connected(let code, let reason, let sessionPresent):
-                if code == 0 {
-                    endRedeliveryFilter()
-                    if sessionPresent && config.broker.qos > 0 { armRedeliveryFilter() }
-                    backoff = config.broker.reconnectInitial
-                    status.values.withLock { $0.connected = true }
-                    if !connected {
-                        connected = true
-                        incoming.append(.mark(.connected))
-                    }
-                    logger.notice("broker connected", metadata: [
-                        "broker": .string(config.broker.url), "client_id": .string(config.broker.clientID),
-                        "session_present": .stringConvertible(sessionPresent),
-                    ])
-                    subscribe()
-                } else {
-                    logger.error("broker refused the connection", metadata: [
-                        "broker": .string(config.broker.url), "reason": .string(reason), "retry_in": .string(Units.formatDuration(backoff)),
-                    ])
-                    scheduleReconnect(Time.now())
-                }
-            case .disconnected(let code):
-                disconnected = true
-                status.values.withLock { $0.connected = false }
-                if !stop.isSet && !reconnectScheduled {
-                    logger.warning("broker disconnected", metadata: ["broker": .string(config.broker.url), "code": .stringConvertible(code)])
-                }
-            case .subscribed(let mid, let granted):
-                if granted.contains(where: { $0 >= 0x80 }) {
-                    logger.error("subscription refused by the broker", metadata: ["mid": .stringConvertible(mid)])
-                }
-                if pendingSubscriptions.remove(mid) != nil, pendingSubscriptions.isEmpty {
-                    logger.notice("subscriptions active", metadata: [
-                        "count": .stringConvertible(config.subscriptions.count), "qos": .stringConvertible(config.broker.qos),
-                        "shared_group": .string(config.broker.sharedGroup ?? "none"),
-                    ])
-                }
-            case .published:
-                break
-            }
-        }
-        return disconnected
-    }
-
-    func subscribe() {
-        for sub in config.subscriptions {
-            var filter = sub.pattern.filter
-            if let g = config.broker.sharedGroup { filter = "$share/\(g)/\(filter)" }
-            do { pendingSubscriptions.insert(try client.subscribe(filter, qos: Int32(config.broker.qos))) } catch {
-                logger.error("subscribe failed", metadata: ["topic": .string(filter), "error": .string(error.description)])
-            }
-        }
     }
 
     func armRedeliveryFilter() {

@@ -5,8 +5,9 @@ import VigilCore
 public protocol IngestMetrics: Sendable {
     /// A committed batch: messages per feed, dead letters, readings, events,
     /// seconds from reading it off the socket to its commit, suppressed openings.
-    func recordBatch(received: [String: Int], dead: [DeadLetterReason], readings: Int, events: [IncidentEvent], lagSeconds: Double,
-                     suppressed: Int)
+    func recordBatch(
+        received: [String: Int], dead: [DeadLetterReason], readings: Int, events: [IncidentEvent], lagSeconds: Double,
+        suppressed: Int)
     /// One state commit's duration, and the device-time lag of its readings.
     func recordCommit(seconds: Double, readingLags: [Double])
     func recordShed(_ n: Int)

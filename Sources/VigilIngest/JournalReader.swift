@@ -31,7 +31,8 @@ public struct JournalEntry: Sendable {
 
     static func acknowledgement(_ payload: [UInt8]) -> Acknowledgement? {
         guard case .object(let o)? = try? JSONParser.parse(payload, maxDepth: 4), let id = o["ack"]?.stringValue,
-              let by = o["by"]?.stringValue else { return nil }
+            let by = o["by"]?.stringValue
+        else { return nil }
         return Acknowledgement(incidentID: id, by: by, note: o["note"]?.stringValue)
     }
 
@@ -84,12 +85,15 @@ public struct JournalReader {
         try db.prepare("PRAGMA table_info(journal)").query([]) { columns.insert($0.text(1)) }
         guard columns.contains("seq") else { return }
         let marks = columns.contains("kind")
-        let sql = "SELECT received_at, \(marks ? "kind" : "0"), mid, topic, payload, \(marks ? "judged_at" : "NULL") FROM journal"
+        let sql =
+            "SELECT received_at, \(marks ? "kind" : "0"), mid, topic, payload, \(marks ? "judged_at" : "NULL") FROM journal"
             + " WHERE received_at >= ? AND received_at < ? ORDER BY seq"
         try db.prepare(sql).query([.int(since ?? .min), .int(until ?? .max)]) { r in
-            try each(JournalEntry(receivedAt: r.int(0), kind: JournalEntry.Kind(rawValue: r.int(1)) ?? .message,
-                                  mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4),
-                                  judgedAt: r.isNull(5) ? nil : r.int(5)))
+            try each(
+                JournalEntry(
+                    receivedAt: r.int(0), kind: JournalEntry.Kind(rawValue: r.int(1)) ?? .message,
+                    mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4),
+                    judgedAt: r.isNull(5) ? nil : r.int(5)))
         }
     }
 }

@@ -27,8 +27,9 @@ final class StateStore {
     init(path: String, sinks: [EventQueue.SinkRoute], sync: VigilConfig.JournalSync = .full) throws {
         db = try StateSchema.open(path: path, sync: sync == .full ? .full : .normal)
         queue = try EventQueue(db: db)
-        insertJournal = MultiRowInsert(db: db, head: "INSERT INTO journal(received_at, kind, mid, topic, payload, judged_at) VALUES",
-                                       row: "(?,?,?,?,?,?)")
+        insertJournal = MultiRowInsert(
+            db: db, head: "INSERT INTO journal(received_at, kind, mid, topic, payload, judged_at) VALUES",
+            row: "(?,?,?,?,?,?)")
         writeCheckpoint = try db.prepare("INSERT OR REPLACE INTO checkpoint(id, journal_seq, at, state) VALUES(1,?,?,?)")
         selectJournalRow = try db.prepare("SELECT topic, payload FROM journal WHERE seq = ?")
         writeState = try db.prepare("INSERT OR REPLACE INTO daemon_state(name, value) VALUES(?,?)")
@@ -43,8 +44,10 @@ final class StateStore {
     /// Commits one batch — the records taken, the events they produced, the
     /// dead letters and, when due, the engine's checkpoint — in one
     /// transaction. Returns the deliveries added per sink.
-    func commit(journal: [JournalEntry], events: [IncidentEvent], deadLetters: [DeadLetter], checkpoint: [UInt8]?,
-                state: [(name: String, value: [UInt8]?)] = [], now: Millis) throws -> [String: Int] {
+    func commit(
+        journal: [JournalEntry], events: [IncidentEvent], deadLetters: [DeadLetter], checkpoint: [UInt8]?,
+        state: [(name: String, value: [UInt8]?)] = [], now: Millis
+    ) throws -> [String: Int] {
         if journal.isEmpty && events.isEmpty && deadLetters.isEmpty && checkpoint == nil && state.isEmpty { return [:] }
         var size: Int64 = 0
         for m in journal { size += Int64(m.payload.count + m.topic.utf8.count + 32) }
@@ -65,8 +68,9 @@ final class StateStore {
             }
             for d in deadLetters {
                 // Dead letters are kept bounded: the oldest go first.
-                try insertDeadLetter.run(.int(d.receivedAt), .text(d.topic), .text(d.reason.rawValue), .text(d.detail),
-                                         .blob(Array(d.payload.prefix(65_536))))
+                try insertDeadLetter.run(
+                    .int(d.receivedAt), .text(d.topic), .text(d.reason.rawValue), .text(d.detail),
+                    .blob(Array(d.payload.prefix(65_536))))
             }
             deadLettersSinceTrim += deadLetters.count
             if deadLettersSinceTrim >= 1000 {
@@ -93,9 +97,11 @@ extension StateStore {
     /// Journal rows after `seq`, in order.
     func journal(after seq: Int64, _ each: (JournalEntry) throws -> Void) throws {
         try db.prepare("SELECT received_at, kind, mid, topic, payload, judged_at FROM journal WHERE seq > ? ORDER BY seq").query([.int(seq)]) { r in
-            try each(JournalEntry(receivedAt: r.int(0), kind: JournalEntry.Kind(rawValue: r.int(1)) ?? .message,
-                                  mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4),
-                                  judgedAt: r.isNull(5) ? nil : r.int(5)))
+            try each(
+                JournalEntry(
+                    receivedAt: r.int(0), kind: JournalEntry.Kind(rawValue: r.int(1)) ?? .message,
+                    mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4),
+                    judgedAt: r.isNull(5) ? nil : r.int(5)))
         }
     }
 
@@ -151,8 +157,12 @@ extension StateStore {
             var freed: Int64 = 0
             var n = 0
             try db.transaction {
-                try db.prepare("DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ? ORDER BY seq LIMIT 10000) RETURNING length(payload) + length(topic) + 32")
-                    .query([.int(seq)]) { freed += $0.int(0); n += 1 }
+                try db.prepare(
+                    "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ? ORDER BY seq LIMIT 10000) RETURNING length(payload) + length(topic) + 32"
+                )
+                .query([.int(seq)]) {
+                    freed += $0.int(0); n += 1
+                }
             }
             if n == 0 { break }
             journalBytes -= freed

@@ -14,7 +14,8 @@ public struct MosquittoError: Error, Sendable, CustomStringConvertible {
         let text = String(cString: mosquitto_strerror(code))
         if code == MOSQ_ERR_ERRNO.rawValue { return "\(context): \(String(cString: strerror(errno)))" }
         if code == MOSQ_ERR_TLS.rawValue {
-            return "\(context): TLS handshake failed — check that tls.ca_file is the authority that signed the broker's certificate, that the certificate names this host, and the client certificate and key if the broker asks for them"
+            return
+                "\(context): TLS handshake failed — check that tls.ca_file is the authority that signed the broker's certificate, that the certificate names this host, and the client certificate and key if the broker asks for them"
         }
         return "\(context): \(text)"
     }
@@ -42,10 +43,12 @@ public final class MosquittoClient {
         /// (without it an MQTT 5 broker ends the session at disconnect).
         public var sessionExpirySeconds: UInt32
 
-        public init(host: String, port: Int, clientID: String, cleanSession: Bool = false, protocolV5: Bool = false,
-                    keepaliveSeconds: Int = 30, username: String? = nil, password: String? = nil, useTLS: Bool = false,
-                    caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false,
-                    sessionExpirySeconds: UInt32 = 0) {
+        public init(
+            host: String, port: Int, clientID: String, cleanSession: Bool = false, protocolV5: Bool = false,
+            keepaliveSeconds: Int = 30, username: String? = nil, password: String? = nil, useTLS: Bool = false,
+            caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false,
+            sessionExpirySeconds: UInt32 = 0
+        ) {
             self.sessionExpirySeconds = sessionExpirySeconds
             self.host = host; self.port = port; self.clientID = clientID; self.cleanSession = cleanSession
             self.protocolV5 = protocolV5; self.keepaliveSeconds = keepaliveSeconds; self.username = username
@@ -84,7 +87,9 @@ public final class MosquittoClient {
     var inboxBytes = 0
     var events: [Event] = []
 
-    private static let initOnce: Void = { mosquitto_lib_init(); return () }()
+    private static let initOnce: Void = {
+        mosquitto_lib_init(); return ()
+    }()
 
     public static var libraryVersion: String {
         var major: Int32 = 0, minor: Int32 = 0, rev: Int32 = 0
@@ -109,7 +114,8 @@ public final class MosquittoClient {
             try check(mosquitto_username_pw_set(m, u, options.password), "username")
         }
         if options.useTLS {
-            try check(mosquitto_tls_set(m, options.caFile, options.caFile == nil ? "/etc/ssl/certs" : nil, options.certFile, options.keyFile, nil), "TLS settings")
+            try check(
+                mosquitto_tls_set(m, options.caFile, options.caFile == nil ? "/etc/ssl/certs" : nil, options.certFile, options.keyFile, nil), "TLS settings")
             if options.tlsInsecure { mosquitto_tls_insecure_set(m, true) }
         }
         installCallbacks()
@@ -168,15 +174,18 @@ public final class MosquittoClient {
             var props: OpaquePointer?
             defer { mosquitto_property_free_all(&props) }
             if options.sessionExpirySeconds > 0 {
-                try check(mosquitto_property_add_int32(&props, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpirySeconds),
-                          "session expiry property")
+                try check(
+                    mosquitto_property_add_int32(&props, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpirySeconds),
+                    "session expiry property")
             }
-            try check(mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds), nil, props),
-                      "connect to \(options.host):\(options.port)")
+            try check(
+                mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds), nil, props),
+                "connect to \(options.host):\(options.port)")
             return
         }
-        try check(mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds)),
-                  "connect to \(options.host):\(options.port)")
+        try check(
+            mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds)),
+            "connect to \(options.host):\(options.port)")
     }
 
     public func reconnect() throws(MosquittoError) {
@@ -250,14 +259,15 @@ public final class MosquittoClient {
 
     public var pendingMessageCount: Int { inbox.count }
 
-    /// Waits until the socket is readable or writable (as wanted) or the timeout passes.
+    /// Waits until the socket is readable (when `read`) or writable (when
+    /// `write` and the library has something to write), or the timeout passes.
     /// `wake`: another descriptor that ends the wait when readable (the owner's inbox).
-    public func wait(read: Bool, timeoutMs: Int32, wake: Int32 = -1) -> (readable: Bool, writable: Bool) {
+    public func wait(read: Bool, write: Bool = true, timeoutMs: Int32, wake: Int32 = -1) -> (readable: Bool, writable: Bool) {
         let fd = socket
         guard fd >= 0 else { usleep(UInt32(max(0, timeoutMs)) * 1000); return (false, false) }
         var ev: Int16 = 0
         if read { ev |= Int16(POLLIN) }
-        if wantsWrite { ev |= Int16(POLLOUT) }
+        if write && wantsWrite { ev |= Int16(POLLOUT) }
         var p = [pollfd(fd: fd, events: ev, revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
         let n = poll(&p, wake >= 0 ? 2 : 1, timeoutMs)
         if n <= 0 { return (false, false) }

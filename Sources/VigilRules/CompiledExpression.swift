@@ -97,7 +97,8 @@ enum Compiler {
         }
         // The commonest condition of all: a payload field compared with a literal string or number.
         if op == .eq || op == .ne, case .name(let ref, _) = lhs, ref.root == .payload, ref.path.count == 1,
-           case .key(let k) = ref.path[0], case .literal(let lit) = rhs {
+            case .key(let k) = ref.path[0], case .literal(let lit) = rhs
+        {
             let negate = op == .ne
             switch lit {
             case .string(let want):

@@ -14,8 +14,10 @@ public struct EvalContext {
     public var channelID: String? { route.channel }
     public var feed: String { route.feed }
 
-    public init(payload: JSONObject?, topic: String?, captures: [(name: String, value: String)], channelID: String?,
-                channelInfo: JSONObject?, feed: String) {
+    public init(
+        payload: JSONObject?, topic: String?, captures: [(name: String, value: String)], channelID: String?,
+        channelInfo: JSONObject?, feed: String
+    ) {
         self.payload = payload; self.topic = topic; self.channelInfo = channelInfo
         route = TopicRoute(feed: feed, channel: channelID, captures: captures, channelIndex: nil)
     }

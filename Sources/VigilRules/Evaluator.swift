@@ -27,8 +27,10 @@ public struct Evaluator: Sendable {
 
     /// A live or journaled message arriving at `arrival`. `judgedAt`, when
     /// given, is the time the daemon judged it at (recovery reads it from the journal).
-    public mutating func message(topic: String, payload: UnsafeBufferPointer<UInt8>, arrival: Millis, judgedAt: Millis? = nil,
-                                 into out: inout [IncidentEvent]) -> Taken {
+    public mutating func message(
+        topic: String, payload: UnsafeBufferPointer<UInt8>, arrival: Millis, judgedAt: Millis? = nil,
+        into out: inout [IncidentEvent]
+    ) -> Taken {
         take(decoder.decode(topic: topic, payload: payload, at: arrival), arrival: arrival, judgedAt: judgedAt, into: &out)
     }
 
@@ -37,8 +39,10 @@ public struct Evaluator: Sendable {
         take(decoder.decode(record: record), arrival: record.ts, judgedAt: nil, into: &out)
     }
 
-    mutating func take(_ decoded: Result<Reading, DeadLetter>, arrival: Millis, judgedAt: Millis?,
-                       into out: inout [IncidentEvent]) -> Taken {
+    mutating func take(
+        _ decoded: Result<Reading, DeadLetter>, arrival: Millis, judgedAt: Millis?,
+        into out: inout [IncidentEvent]
+    ) -> Taken {
         if !engine.started { engine.start(at: arrival) }
         switch decoded {
         case .success(let reading):
@@ -74,8 +78,10 @@ public struct Evaluator: Sendable {
 
     /// An acknowledgement of the open incident of `rule` for `channel` (rule
     /// tests name incidents so); `.notOpen` when there is none.
-    public mutating func acknowledge(rule: String, channel: String, by: String, note: String?, arrival: Millis,
-                                     into out: inout [IncidentEvent]) -> RuleEngine.AcknowledgeResult {
+    public mutating func acknowledge(
+        rule: String, channel: String, by: String, note: String?, arrival: Millis,
+        into out: inout [IncidentEvent]
+    ) -> RuleEngine.AcknowledgeResult {
         if !engine.started { engine.start(at: arrival) }
         if let t = timeline.take(.other, arrival: arrival, clock: engine.now) { engine.advance(to: t, into: &out) }
         guard let id = engine.openIncidentID(rule: rule, channel: channel) else { return .notOpen }

@@ -216,7 +216,9 @@ struct Parser {
         }
         _ = advance()  // (
         var args: [Expr] = []
-        if isOp(")") { _ = advance() } else {
+        if isOp(")") {
+            _ = advance()
+        } else {
             while true {
                 args.append(try parseOr())
                 if isOp(",") { _ = advance(); continue }
@@ -265,13 +267,21 @@ struct Parser {
         case "payload":
             ref = NameRef(root: .payload, path: steps, text: text)
         case "channel":
-            if steps.isEmpty { ref = NameRef(root: .channelID, path: [], text: text) }
-            else if case .key(let col) = steps[0] { ref = NameRef(root: .channelColumn(col), path: Array(steps.dropFirst()), text: text) }
-            else { throw ExpressionError(t.offset, "channel[…] is not a name — write channel.<column>") }
+            if steps.isEmpty {
+                ref = NameRef(root: .channelID, path: [], text: text)
+            } else if case .key(let col) = steps[0] {
+                ref = NameRef(root: .channelColumn(col), path: Array(steps.dropFirst()), text: text)
+            } else {
+                throw ExpressionError(t.offset, "channel[…] is not a name — write channel.<column>")
+            }
         case "topic":
-            if steps.isEmpty { ref = NameRef(root: .topic, path: [], text: text) }
-            else if case .key(let cap) = steps[0], steps.count == 1 { ref = NameRef(root: .topicCapture(cap), path: [], text: text) }
-            else { throw ExpressionError(t.offset, "write topic.<capture> to read a topic capture") }
+            if steps.isEmpty {
+                ref = NameRef(root: .topic, path: [], text: text)
+            } else if case .key(let cap) = steps[0], steps.count == 1 {
+                ref = NameRef(root: .topicCapture(cap), path: [], text: text)
+            } else {
+                throw ExpressionError(t.offset, "write topic.<capture> to read a topic capture")
+            }
         case "feed":
             guard steps.isEmpty else { throw ExpressionError(t.offset, "feed is the feed's name and has no fields — for a payload field write payload.feed") }
             ref = NameRef(root: .feed, path: [], text: text)

@@ -7,8 +7,8 @@ struct Token: Equatable {
         case number(Double)
         case string(String)
         case identifier(String)
-        case keyword(String)      // and or not in contains matches true false null
-        case op(String)           // == != < <= > >= + - * / % ! && || ( ) [ ] , .
+        case keyword(String)  // and or not in contains matches true false null
+        case op(String)  // == != < <= > >= + - * / % ! && || ( ) [ ] , .
         case end
     }
     var kind: Kind

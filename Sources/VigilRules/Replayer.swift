@@ -68,7 +68,9 @@ public struct Replayer {
             switch record {
             case .message(let m):
                 if evaluator.isBlind {
-                    failure = .badRecord(line: number, message: "a message between a broker \"lost\" mark and the next \"connected\" — vigil hears nothing while it is not connected")
+                    failure = .badRecord(
+                        line: number,
+                        message: "a message between a broker \"lost\" mark and the next \"connected\" — vigil hears nothing while it is not connected")
                     return
                 }
                 switch evaluator.message(m, into: &events) {

@@ -39,7 +39,11 @@ public final class Rule: Sendable {
     /// A digest of the rule's definition: a reload keeps the state of rules whose digest did not change.
     public let fingerprint: String
 
-    public init(name: String, description: String?, feeds: Set<String>?, kind: Kind, when: CompiledExpression?, clearWhen: CompiledExpression?, clearFor: Millis, clearAfter: Millis?, key: [KeyField], severity: Severity, route: String?, title: Template?, labels: [(name: String, template: Template)], updateEvery: Millis, remindEvery: Millis? = nil, location: SourceLocation, fingerprint: String) {
+    public init(
+        name: String, description: String?, feeds: Set<String>?, kind: Kind, when: CompiledExpression?, clearWhen: CompiledExpression?, clearFor: Millis,
+        clearAfter: Millis?, key: [KeyField], severity: Severity, route: String?, title: Template?, labels: [(name: String, template: Template)],
+        updateEvery: Millis, remindEvery: Millis? = nil, location: SourceLocation, fingerprint: String
+    ) {
         self.name = name
         self.description = description
         self.feeds = feeds
@@ -106,10 +110,15 @@ public enum Glob {
         let p = Array(pattern.unicodeScalars), t = Array(text.unicodeScalars)
         var pi = 0, ti = 0, star = -1, mark = 0
         while ti < t.count {
-            if pi < p.count, p[pi] == "?" || p[pi] == t[ti] { pi += 1; ti += 1 }
-            else if pi < p.count, p[pi] == "*" { star = pi; mark = ti; pi += 1 }
-            else if star >= 0 { pi = star + 1; mark += 1; ti = mark }
-            else { return false }
+            if pi < p.count, p[pi] == "?" || p[pi] == t[ti] {
+                pi += 1; ti += 1
+            } else if pi < p.count, p[pi] == "*" {
+                star = pi; mark = ti; pi += 1
+            } else if star >= 0 {
+                pi = star + 1; mark += 1; ti = mark
+            } else {
+                return false
+            }
         }
         while pi < p.count, p[pi] == "*" { pi += 1 }
         return pi == p.count

@@ -45,8 +45,9 @@ extension RuleEngine {
             absence[r].append(slot)
             return
         }
-        var inc = makeIncident(r, keyText: keyText, key: absence[r].key[slot], ctx: ctx, startedAt: absence[r].lastSeen[slot],
-                               openedAt: t, count: 0, reading: nil)
+        var inc = makeIncident(
+            r, keyText: keyText, key: absence[r].key[slot], ctx: ctx, startedAt: absence[r].lastSeen[slot],
+            openedAt: t, count: 0, reading: nil)
         emit(r, .opened, &inc, at: t, reading: nil, &out)
         absence[r].open[slot] = inc
         if let next = inc.nextReminder(rules[r]) { heap.push(TimerEntry(due: next, rule: r, key: keyText)) }

@@ -64,9 +64,11 @@ extension RuleEngine {
 
     /// An engine for this rule set and registry with the checkpointed state of
     /// every rule whose definition is unchanged; nil if the bytes are not a checkpoint.
-    public static func restore(_ bytes: [UInt8], ruleSet: RuleSet, registry: ChannelRegistry, timeline: inout Timeline) -> (engine: RuleEngine, kept: [String])? {
+    public static func restore(_ bytes: [UInt8], ruleSet: RuleSet, registry: ChannelRegistry, timeline: inout Timeline) -> (engine: RuleEngine, kept: [String])?
+    {
         guard case .object(let root)? = try? JSONParser.parse(bytes, maxDepth: 10_000), root["v"] == 1,
-              let now = root["now"]?.numberValue, case .array(let savedRules)? = root["rules"] else { return nil }
+            let now = root["now"]?.numberValue, case .array(let savedRules)? = root["rules"]
+        else { return nil }
         var e = RuleEngine(ruleSet: ruleSet, registry: registry)
         e.blindBefore = Millis(root["blind_before"]?.numberValue ?? 0)
         if case .array(let ahead)? = root["blind_ahead"] {
@@ -77,14 +79,16 @@ extension RuleEngine {
         e.start(at: Millis(now))
         e.blindSince = root["blind_since"]?.numberValue.map { Millis($0) }
         if case .object(let t)? = root["timeline"] {
-            timeline.restore(held: t["held"] == .bool(true), blind: t["blind"] == .bool(true),
-                             lastArrival: t["last"]?.numberValue.map { Millis($0) })
+            timeline.restore(
+                held: t["held"] == .bool(true), blind: t["blind"] == .bool(true),
+                lastArrival: t["last"]?.numberValue.map { Millis($0) })
         }
         e.suppressedOpenings = Int(root["suppressed"]?.numberValue ?? 0)
         var kept: [String] = []
         for case .object(let saved) in savedRules {
             guard let name = saved["name"]?.stringValue, let fp = saved["fp"]?.stringValue,
-                  let r = e.rules.firstIndex(where: { $0.name == name && $0.fingerprint == fp }) else { continue }
+                let r = e.rules.firstIndex(where: { $0.name == name && $0.fingerprint == fp })
+            else { continue }
             kept.append(name)
             if case .object(let ords)? = saved["ordinals"] {
                 for (k, v) in ords.members { if let n = v.numberValue { e.ordinals[r][k] = Int(n) } }
@@ -145,7 +149,8 @@ extension RuleEngine {
 
     static func decodeReading(_ v: JSONValue, registry: ChannelRegistry) -> Reading? {
         guard case .object(let o) = v, let topic = o["topic"]?.stringValue, let feed = o["feed"]?.stringValue,
-              case .object(let p)? = o["p"], let at = o["at"]?.numberValue else { return nil }
+            case .object(let p)? = o["p"], let at = o["at"]?.numberValue
+        else { return nil }
         var caps: [(name: String, value: String)] = []
         if case .array(let cs)? = o["cap"] {
             for case .array(let pair) in cs where pair.count == 2 {
@@ -153,8 +158,9 @@ extension RuleEngine {
             }
         }
         let channel = o["channel"]?.stringValue
-        return Reading(topic: topic, feed: feed, channel: channel, captures: caps, payload: p, receivedAt: Millis(at),
-                       channelIndex: channel.flatMap { registry.lookup($0) })
+        return Reading(
+            topic: topic, feed: feed, channel: channel, captures: caps, payload: p, receivedAt: Millis(at),
+            channelIndex: channel.flatMap { registry.lookup($0) })
     }
 
     static func encode(_ s: ReadingSnapshot?) -> JSONValue {
@@ -194,15 +200,17 @@ extension RuleEngine {
 
     static func decodeIncident(_ v: JSONValue) -> OpenIncident? {
         guard case .object(let o) = v, let id = o["id"]?.stringValue, let next = o["next"]?.numberValue,
-              let started = o["started"]?.numberValue, let opened = o["opened"]?.numberValue, let count = o["count"]?.numberValue,
-              let emitted = o["emitted"]?.numberValue, let matched = o["matched"]?.numberValue, let feed = o["feed"]?.stringValue,
-              let route = o["route"]?.stringValue, let title = o["title"]?.stringValue else { return nil }
-        return OpenIncident(incidentID: id, nextEventOrdinal: Int(next), startedAt: Millis(started), openedAt: Millis(opened),
-                            count: Int(count), lastEmittedAt: Millis(emitted), lastMatchAt: Millis(matched), feed: feed,
-                            channel: o["channel"]?.stringValue, channelInfo: o["info"]?.objectValue ?? JSONObject(), route: route,
-                            title: title, labels: o["labels"]?.objectValue ?? JSONObject(), key: o["key"]?.objectValue ?? JSONObject(),
-                            lastReading: decodeSnapshot(o["last"]), clearRunStart: o["crs"]?.numberValue.map { Millis($0) },
-                            clearRunReading: decodeSnapshot(o["crr"]), acknowledgedAt: o["ack_at"]?.numberValue.map { Millis($0) },
-                            acknowledgedBy: o["ack_by"]?.stringValue, reminders: Int(o["reminders"]?.numberValue ?? 0))
+            let started = o["started"]?.numberValue, let opened = o["opened"]?.numberValue, let count = o["count"]?.numberValue,
+            let emitted = o["emitted"]?.numberValue, let matched = o["matched"]?.numberValue, let feed = o["feed"]?.stringValue,
+            let route = o["route"]?.stringValue, let title = o["title"]?.stringValue
+        else { return nil }
+        return OpenIncident(
+            incidentID: id, nextEventOrdinal: Int(next), startedAt: Millis(started), openedAt: Millis(opened),
+            count: Int(count), lastEmittedAt: Millis(emitted), lastMatchAt: Millis(matched), feed: feed,
+            channel: o["channel"]?.stringValue, channelInfo: o["info"]?.objectValue ?? JSONObject(), route: route,
+            title: title, labels: o["labels"]?.objectValue ?? JSONObject(), key: o["key"]?.objectValue ?? JSONObject(),
+            lastReading: decodeSnapshot(o["last"]), clearRunStart: o["crs"]?.numberValue.map { Millis($0) },
+            clearRunReading: decodeSnapshot(o["crr"]), acknowledgedAt: o["ack_at"]?.numberValue.map { Millis($0) },
+            acknowledgedBy: o["ack_by"]?.stringValue, reminders: Int(o["reminders"]?.numberValue ?? 0))
     }
 }

@@ -7,15 +7,18 @@ extension RuleEngine {
 
     /// Opens an incident unless suppressed. Returns false when suppressed (the
     /// key's state must then be dropped: it starts afresh).
-    mutating func open(_ r: Int, _ keyText: String, _ st: inout KeyState, startedAt: Millis, at t: Millis, count: Int,
-                       reading: Reading, _ out: inout [IncidentEvent]) -> Bool {
+    mutating func open(
+        _ r: Int, _ keyText: String, _ st: inout KeyState, startedAt: Millis, at t: Millis, count: Int,
+        reading: Reading, _ out: inout [IncidentEvent]
+    ) -> Bool {
         let ctx = EvalContext(reading: reading, registry: registry)
         if let reason = suppression(r, ctx, at: t) {
             noteSuppressed(r, keyText, t, reason)
             return false
         }
-        var inc = makeIncident(r, keyText: keyText, key: st.key, ctx: ctx, startedAt: startedAt, openedAt: t, count: count,
-                               reading: ReadingSnapshot(reading))
+        var inc = makeIncident(
+            r, keyText: keyText, key: st.key, ctx: ctx, startedAt: startedAt, openedAt: t, count: count,
+            reading: ReadingSnapshot(reading))
         emit(r, .opened, &inc, at: t, reading: inc.lastReading, &out)
         st.incident = inc
         st.runStart = nil
@@ -25,8 +28,10 @@ extension RuleEngine {
         return true
     }
 
-    mutating func makeIncident(_ r: Int, keyText: String, key: JSONObject, ctx: EvalContext, startedAt: Millis, openedAt: Millis,
-                               count: Int, reading: ReadingSnapshot?) -> OpenIncident {
+    mutating func makeIncident(
+        _ r: Int, keyText: String, key: JSONObject, ctx: EvalContext, startedAt: Millis, openedAt: Millis,
+        count: Int, reading: ReadingSnapshot?
+    ) -> OpenIncident {
         let rule = rules[r]
         let ordinal = (ordinals[r][keyText] ?? 0) + 1
         ordinals[r][keyText] = ordinal
@@ -36,10 +41,11 @@ extension RuleEngine {
         let title = rule.title?.render(ctx) ?? rule.description ?? rule.name
         var labels = JSONObject()
         for (name, t) in rule.labels { labels.appendUnique(name, .string(t.render(ctx))) }
-        return OpenIncident(incidentID: incidentID, nextEventOrdinal: 0, startedAt: startedAt, openedAt: openedAt, count: count,
-                            lastEmittedAt: openedAt, lastMatchAt: openedAt, feed: ctx.feed, channel: ctx.channelID,
-                            channelInfo: ctx.channelInfo ?? JSONObject(), route: route, title: title, labels: labels, key: key,
-                            lastReading: reading, clearRunStart: nil, clearRunReading: nil)
+        return OpenIncident(
+            incidentID: incidentID, nextEventOrdinal: 0, startedAt: startedAt, openedAt: openedAt, count: count,
+            lastEmittedAt: openedAt, lastMatchAt: openedAt, feed: ctx.feed, channel: ctx.channelID,
+            channelInfo: ctx.channelInfo ?? JSONObject(), route: route, title: title, labels: labels, key: key,
+            lastReading: reading, clearRunStart: nil, clearRunReading: nil)
     }
 
     mutating func resolve(_ r: Int, _ inc: inout OpenIncident, at t: Millis, reading: ReadingSnapshot?, _ out: inout [IncidentEvent]) {
@@ -60,19 +66,23 @@ extension RuleEngine {
         emit(r, .reminded, &inc, at: t, reading: nil, &out)
     }
 
-    mutating func emit(_ r: Int, _ type: IncidentEventType, _ inc: inout OpenIncident, at t: Millis, reading: ReadingSnapshot?,
-                       _ out: inout [IncidentEvent], resolvedAt: Millis? = nil, note: String? = nil) {
+    mutating func emit(
+        _ r: Int, _ type: IncidentEventType, _ inc: inout OpenIncident, at t: Millis, reading: ReadingSnapshot?,
+        _ out: inout [IncidentEvent], resolvedAt: Millis? = nil, note: String? = nil
+    ) {
         let rule = rules[r]
         let eventID = IDs.event(incidentID: inc.incidentID, type: type, at: t, ordinal: inc.nextEventOrdinal)
         inc.nextEventOrdinal += 1
         // Acknowledgements and reminders do not restart `update_every`.
         if type != .acknowledged && type != .reminded { inc.lastEmittedAt = t }
-        out.append(IncidentEvent(eventID: eventID, type: type, incidentID: inc.incidentID, rule: rule.name,
-                                 severity: rule.severity, route: inc.route, feed: inc.feed, channel: inc.channel, key: inc.key,
-                                 title: inc.title, labels: inc.labels, channelInfo: inc.channelInfo, startedAt: inc.startedAt,
-                                 openedAt: inc.openedAt, resolvedAt: resolvedAt, at: t, count: inc.count, reading: reading,
-                                 acknowledgedAt: inc.acknowledgedAt, acknowledgedBy: inc.acknowledgedBy,
-                                 reminder: type == .reminded ? inc.reminders : nil, note: note))
+        out.append(
+            IncidentEvent(
+                eventID: eventID, type: type, incidentID: inc.incidentID, rule: rule.name,
+                severity: rule.severity, route: inc.route, feed: inc.feed, channel: inc.channel, key: inc.key,
+                title: inc.title, labels: inc.labels, channelInfo: inc.channelInfo, startedAt: inc.startedAt,
+                openedAt: inc.openedAt, resolvedAt: resolvedAt, at: t, count: inc.count, reading: reading,
+                acknowledgedAt: inc.acknowledgedAt, acknowledgedBy: inc.acknowledgedBy,
+                reminder: type == .reminded ? inc.reminders : nil, note: note))
     }
 
     // MARK: - Acknowledgement

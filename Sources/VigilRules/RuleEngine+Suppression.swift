@@ -16,8 +16,9 @@ extension RuleEngine {
             guard s >= 0 else { continue }
             let targetValues = inh.equal.map { $0.expression.evaluate(ctx) }
             func matches(_ inc: OpenIncident) -> Bool {
-                let sctx = EvalContext(payload: nil, topic: nil, captures: [], channelID: inc.channel,
-                                       channelInfo: inc.channelInfo, feed: inc.feed)
+                let sctx = EvalContext(
+                    payload: nil, topic: nil, captures: [], channelID: inc.channel,
+                    channelInfo: inc.channelInfo, feed: inc.feed)
                 for (j, f) in inh.equal.enumerated() {
                     // A field missing on either side never matches: an inhibit must not silence by accident.
                     let a = f.expression.evaluate(sctx), b = targetValues[j]

@@ -5,8 +5,10 @@ import VigilCore
 extension RuleEngine {
     // MARK: - Threshold
 
-    mutating func processThreshold(_ r: Int, hold: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
-                                    _ keys: inout KeyCache, _ out: inout [IncidentEvent]) {
+    mutating func processThreshold(
+        _ r: Int, hold: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
+        _ keys: inout KeyCache, _ out: inout [IncidentEvent]
+    ) {
         let rule = rules[r]
         let when = rule.when?.truth(ctx)
         // Nothing pending or open anywhere: only a true `when` matters.
@@ -43,8 +45,10 @@ extension RuleEngine {
 
     // MARK: - Count
 
-    mutating func processCount(_ r: Int, n: Int, within: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
-                                _ keys: inout KeyCache, _ out: inout [IncidentEvent]) {
+    mutating func processCount(
+        _ r: Int, n: Int, within: Millis, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
+        _ keys: inout KeyCache, _ out: inout [IncidentEvent]
+    ) {
         let rule = rules[r]
         let when = rule.when?.truth(ctx)
         if states[r].isEmpty, when != true { return }
@@ -76,8 +80,10 @@ extension RuleEngine {
 
     /// A reading for a key with an open incident: clear it, or update it.
     /// Returns false when the incident resolved and the key's state is gone.
-    mutating func handleOpen(_ r: Int, _ st: inout KeyState, _ keyText: String, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
-                             _ out: inout [IncidentEvent]) -> Bool {
+    mutating func handleOpen(
+        _ r: Int, _ st: inout KeyState, _ keyText: String, _ reading: Reading, _ ctx: EvalContext, _ t: Millis,
+        _ out: inout [IncidentEvent]
+    ) -> Bool {
         let rule = rules[r]
         guard var inc = st.incident.take() else { return true }
         if let clear = rule.clearWhen {

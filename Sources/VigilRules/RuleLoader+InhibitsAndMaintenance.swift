@@ -36,8 +36,11 @@ extension RuleLoader {
         if let n = m.node("match") { match = expression(n, "match", &ctx) }
         var tz = timeZone
         if let n = m.node("timezone"), let s = ctx.string(n, "timezone") {
-            if let z = TimeZone(identifier: s) { tz = z }
-            else { ctx.error(n, "unknown time zone '\(s)' — use an IANA name such as Asia/Shanghai or Europe/Berlin") }
+            if let z = TimeZone(identifier: s) {
+                tz = z
+            } else {
+                ctx.error(n, "unknown time zone '\(s)' — use an IANA name such as Asia/Shanghai or Europe/Berlin")
+            }
         }
         var schedule: Schedule?
         if let n = m.node("schedule"), let s = ctx.string(n, "schedule") {

@@ -16,9 +16,11 @@ extension RuleLoader {
         if let n = m.node("name") {
             if let s = ctx.string(n, "name") {
                 name = s
-                let ok = !s.isEmpty && s.unicodeScalars.allSatisfy { c in
-                    ("a"..."z").contains(c) || ("0"..."9").contains(c) || c == "_" || c == "." || c == "-"
-                }
+                let ok =
+                    !s.isEmpty
+                    && s.unicodeScalars.allSatisfy { c in
+                        ("a"..."z").contains(c) || ("0"..."9").contains(c) || c == "_" || c == "." || c == "-"
+                    }
                 if !ok { ctx.error(n, "rule name '\(s)' — use lower-case letters, digits, '_', '.' and '-'") }
             }
         } else {
@@ -115,8 +117,7 @@ extension RuleLoader {
 
         var severity = Severity.major
         if let n = m.node("severity"), let s = ctx.string(n, "severity") {
-            if let sev = Severity(name: s) { severity = sev }
-            else { ctx.error(n, "severity '\(s)' — use info, minor, major or critical") }
+            if let sev = Severity(name: s) { severity = sev } else { ctx.error(n, "severity '\(s)' — use info, minor, major or critical") }
         }
         var route: String?
         if let n = m.node("route") { route = ctx.string(n, "route") }
@@ -128,8 +129,9 @@ extension RuleLoader {
         }
 
         var effectiveClearWhen = clearWhen
-        if case .absence = kind { effectiveClearWhen = nil }
-        else if clearWhen == nil {
+        if case .absence = kind {
+            effectiveClearWhen = nil
+        } else if clearWhen == nil {
             if case .threshold = kind, clearAfter == nil { effectiveClearWhen = when?.negated() }
         }
         var effectiveClearAfter = clearAfter
@@ -137,10 +139,11 @@ extension RuleLoader {
 
         guard ctx.diagnostics.items.count == before else { return nil }
         let fingerprint = Hex.encode(SHA256.hash(data: Array(RuleLoader.canonical(node).utf8)))
-        return Rule(name: name, description: description, feeds: feeds, kind: kind, when: when,
-                    clearWhen: effectiveClearWhen, clearFor: clearFor ?? 0, clearAfter: effectiveClearAfter, key: key,
-                    severity: severity, route: route, title: title, labels: labels, updateEvery: updateEvery ?? 300_000,
-                    remindEvery: remindEvery, location: location, fingerprint: fingerprint)
+        return Rule(
+            name: name, description: description, feeds: feeds, kind: kind, when: when,
+            clearWhen: effectiveClearWhen, clearFor: clearFor ?? 0, clearAfter: effectiveClearAfter, key: key,
+            severity: severity, route: route, title: title, labels: labels, updateEvery: updateEvery ?? 300_000,
+            remindEvery: remindEvery, location: location, fingerprint: fingerprint)
     }
 
     /// A canonical text of a YAML node, independent of layout and comments.

@@ -17,8 +17,10 @@ public struct RuleLoader {
     }
 
     static let topKeys = ["rules", "inhibit", "maintenance"]
-    static let ruleKeys = ["name", "description", "feed", "when", "for", "clear_when", "clear_for", "key", "severity",
-                           "route", "title", "labels", "update_every", "remind_every", "count", "within", "clear_after", "absent_for"]
+    static let ruleKeys = [
+        "name", "description", "feed", "when", "for", "clear_when", "clear_for", "key", "severity",
+        "route", "title", "labels", "update_every", "remind_every", "count", "within", "clear_after", "absent_for",
+    ]
     static let inhibitKeys = ["source", "target", "equal"]
     static let maintenanceKeys = ["name", "match", "schedule", "timezone", "from", "until"]
 

@@ -92,7 +92,9 @@ public struct RuleTestRunner {
                 if at < last { ctx.error(an, "inputs must be in time order: \(Units.formatDuration(at)) comes after \(Units.formatDuration(last))") }
                 last = at
                 let kinds = ["topic", "broker", "ack"].filter { im.has($0) }
-                if kinds.count > 1 { ctx.error(item, "an input is a message (topic), a broker mark (broker) or an acknowledgement (ack), not several"); continue }
+                if kinds.count > 1 {
+                    ctx.error(item, "an input is a message (topic), a broker mark (broker) or an acknowledgement (ack), not several"); continue
+                }
                 if let bn = im.node("broker") {
                     guard let s = ctx.string(bn, "broker") else { continue }
                     guard let mark = BrokerMark(rawValue: s) else { ctx.error(bn, "broker must be lost or connected, not '\(s)'"); continue }
@@ -102,7 +104,8 @@ public struct RuleTestRunner {
                 if let acn = im.node("ack") {
                     guard let am = ctx.mapping(acn, "ack", allowed: ["rule", "channel"]) else { continue }
                     guard let rn = am.node("rule"), let rule = ctx.string(rn, "rule"), let cn = am.node("channel"),
-                          let channel = ctx.string(cn, "channel") else {
+                        let channel = ctx.string(cn, "channel")
+                    else {
                         ctx.error(acn, "ack names the incident by its rule and channel: { rule: R, channel: C }"); continue
                     }
                     guard let byn = im.node("by"), let by = ctx.string(byn, "by") else { ctx.error(item, "an acknowledgement needs 'by'"); continue }
@@ -111,7 +114,9 @@ public struct RuleTestRunner {
                     inputs.append(Input(at: at, kind: .ack(rule: rule, channel: channel, by: by, note: note), node: item))
                     continue
                 }
-                guard let tn = im.node("topic"), let topic = ctx.string(tn, "topic") else { ctx.error(item, "an input needs 'topic', 'broker' or 'ack'"); continue }
+                guard let tn = im.node("topic"), let topic = ctx.string(tn, "topic") else {
+                    ctx.error(item, "an input needs 'topic', 'broker' or 'ack'"); continue
+                }
                 var payload: [UInt8]?
                 if let p = im.node("payload") { payload = Array(YAMLContext.json(p).description.utf8) }
                 if let p = im.node("payload_text"), let s = ctx.string(p, "payload_text") { payload = Array(s.utf8) }
@@ -152,7 +157,9 @@ public struct RuleTestRunner {
             switch input.kind {
             case .message(let topic, let payload):
                 if evaluator.isBlind {
-                    problems.append("input at \(Units.formatDuration(input.at)) (line \(line)): a message while the broker is lost — vigil hears nothing until \"broker: connected\"")
+                    problems.append(
+                        "input at \(Units.formatDuration(input.at)) (line \(line)): a message while the broker is lost — vigil hears nothing until \"broker: connected\""
+                    )
                     continue
                 }
                 _ = payload.withUnsafeBufferPointer { evaluator.message(topic: topic, payload: $0, arrival: at, into: &events) }
@@ -171,7 +178,8 @@ public struct RuleTestRunner {
             for (k, want) in t.expect[i].0.members {
                 let got = actual[i][k] ?? .null
                 if !matches(field: k, want: want, got: got, start: t.start) {
-                    problems.append("event \(i + 1) (line \(t.expect[i].1.mark?.line ?? 0)): \(k): expected \(show(k, want)), got \(show(k, got, start: t.start))")
+                    problems.append(
+                        "event \(i + 1) (line \(t.expect[i].1.mark?.line ?? 0)): \(k): expected \(show(k, want)), got \(show(k, got, start: t.start))")
                 }
             }
         }

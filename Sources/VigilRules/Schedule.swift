@@ -47,7 +47,8 @@ public struct Schedule: Sendable {
     static func minutes(_ s: String) -> Int? {
         let parts = s.split(separator: ":")
         guard parts.count == 2, parts[0].count == 2, parts[1].count == 2,
-              let h = Int(parts[0]), let m = Int(parts[1]), m < 60, h < 24 || (h == 24 && m == 0) else { return nil }
+            let h = Int(parts[0]), let m = Int(parts[1]), m < 60, h < 24 || (h == 24 && m == 0)
+        else { return nil }
         return h * 60 + m
     }
 

@@ -10,8 +10,9 @@ public struct Setup: Sendable {
     public var ruleSet: RuleSet
 
     public var decoder: ReadingDecoder {
-        ReadingDecoder(subscriptions: config.subscriptions, registry: registry, unknownChannels: config.unknownChannels,
-                       limits: config.limits)
+        ReadingDecoder(
+            subscriptions: config.subscriptions, registry: registry, unknownChannels: config.unknownChannels,
+            limits: config.limits)
     }
 
     /// The clock rules of `readings` (SPEC §4).
@@ -19,8 +20,9 @@ public struct Setup: Sendable {
 
     /// A fresh engine behind the clock rules, for this rule set and registry.
     public func evaluator() -> Evaluator {
-        Evaluator(engine: RuleEngine(ruleSet: ruleSet, registry: registry), decoder: decoder, timeline: timeline,
-                  deviceTime: config.readings.deviceTime.flatMap(DeviceTime.Path.init))
+        Evaluator(
+            engine: RuleEngine(ruleSet: ruleSet, registry: registry), decoder: decoder, timeline: timeline,
+            deviceTime: config.readings.deviceTime.flatMap(DeviceTime.Path.init))
     }
 
     /// Loads the configuration at `configPath`, or the defaults when it is nil:
@@ -58,7 +60,8 @@ public struct Setup: Sendable {
                     diags.append(d)
                 }
             } else {
-                let at = config.fileReferences.first { $0.key == "channels" }?.location
+                let at =
+                    config.fileReferences.first { $0.key == "channels" }?.location
                     ?? SourceLocation(path: config.path ?? path, line: 1, column: 1)
                 let why = FileCheck.unreadable(path) ?? "not valid UTF-8"
                 diags.append(Diagnostic(at, "cannot read the channel registry \(path): \(why)"))
@@ -66,7 +69,8 @@ public struct Setup: Sendable {
         }
         if checkFiles { diags += config.unreadableFiles().filter { !$0.message.hasPrefix("channels ") } }
         let files = FileGlob.expand(config.rules)
-        let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: config.knownFeeds, timeZone: TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!).load(files: files)
+        let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: config.knownFeeds, timeZone: TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!)
+            .load(files: files)
         diags += ruleDiags
         if !diags.isEmpty { return (nil, diags) }
         return (Setup(config: config, registry: registry, ruleSet: ruleSet), [])

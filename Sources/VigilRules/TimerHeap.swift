@@ -22,8 +22,8 @@ typealias TimerHeap = MinHeap<TimerEntry>
 /// the (connected) time each was last seen: the head is the next to fall
 /// silent. A reading moves its channel to the tail in O(1).
 struct AbsenceTracker: Sendable {
-    var channel: [Int] = []          // slot → registry index
-    var slotOf: [Int] = []           // registry index → slot, -1 when not watched
+    var channel: [Int] = []  // slot → registry index
+    var slotOf: [Int] = []  // registry index → slot, -1 when not watched
     var key: [JSONObject] = []
     var keyText: [String] = []
     var lastSeen: [Millis] = []

@@ -125,9 +125,10 @@ public struct ManifestEntry: Sendable, Equatable {
 
     public static func parse(line: String) -> ManifestEntry? {
         guard case .object(let o)? = try? JSONParser.parse(line, maxDepth: 4),
-              case .string(let at)? = o["at"], let t = Time.parse(at),
-              case .string(let ch)? = o["channel"], case .string(let feed)? = o["feed"],
-              case .string(let a)? = o["anomaly"], let kind = AnomalyKind(rawValue: a) else { return nil }
+            case .string(let at)? = o["at"], let t = Time.parse(at),
+            case .string(let ch)? = o["channel"], case .string(let feed)? = o["feed"],
+            case .string(let a)? = o["anomaly"], let kind = AnomalyKind(rawValue: a)
+        else { return nil }
         var reason: String?
         if case .string(let r)? = o["reason"] { reason = r }
         return ManifestEntry(at: t, channel: ch, feed: feed, anomaly: kind, reason: reason)

@@ -83,8 +83,10 @@ public struct ManifestCheck: Sendable {
             lines.append("UNEXPLAINED \(o.rule) on \(o.channel) opened at \(Time.format(o.openedAt)): no anomaly behind it")
         }
         let total = detected.count + missed.count
-        lines.append(passed ? "ok: \(detected.count) of \(total) anomalies became their incident; no incident without an anomaly"
-                            : "FAILED: \(missed.count) anomalies missed, \(unexplained.count) incidents unexplained")
+        lines.append(
+            passed
+                ? "ok: \(detected.count) of \(total) anomalies became their incident; no incident without an anomaly"
+                : "FAILED: \(missed.count) anomalies missed, \(unexplained.count) incidents unexplained")
         return lines.joined(separator: "\n")
     }
 

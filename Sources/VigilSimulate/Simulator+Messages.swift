@@ -20,7 +20,8 @@ extension Simulator {
             fields = "\"event\":\"alarm\",\"zone\":\"Z\(1 + rng.below(8))\",\"detector\":\"\(rng.pick(["smoke", "heat", "manual_call_point"]))\""
         case .reset: fields = "\"event\":\"reset\""
         case .fault:
-            fields = "\"event\":\"fault\",\"zone\":\"Z\(1 + rng.below(8))\",\"fault\":\"\(rng.pick(["loop open", "battery low", "earth fault", "detector missing"]))\""
+            fields =
+                "\"event\":\"fault\",\"zone\":\"Z\(1 + rng.below(8))\",\"fault\":\"\(rng.pick(["loop open", "battery low", "earth fault", "detector missing"]))\""
         case .faultCleared: fields = "\"event\":\"fault_cleared\""
         case .ebike:
             fields = "\"event\":\"ebike_detected\",\"confidence\":\(fixed(rng.uniform(0.82, 0.97), 2)),\"elevator\":\"E\(states[i].elevator)\",\"floor\":1"
@@ -55,21 +56,30 @@ extension Simulator {
         case "charging_pile": return pile(i, now: now)
         case "smart_gate": return gate(i, now: now)
         case "fire_alarm":
-            return SimMessage(topic: eventTopic(i), body: .fields(
-                "\"event\":\"heartbeat\",\"panel\":\"normal\",\"battery_v\":\(fixed(rng.uniform(26.8, 27.6), 1))"))
+            return SimMessage(
+                topic: eventTopic(i),
+                body: .fields(
+                    "\"event\":\"heartbeat\",\"panel\":\"normal\",\"battery_v\":\(fixed(rng.uniform(26.8, 27.6), 1))"))
         case "elevator_ebike":
             // Pushchairs and scooters: detections the cameras are unsure of.
             if rng.chance(0.03) {
-                return SimMessage(topic: eventTopic(i), body: .fields(
-                    "\"event\":\"ebike_detected\",\"confidence\":\(fixed(rng.uniform(0.30, 0.58), 2)),\"elevator\":\"E\(states[i].elevator)\",\"floor\":\(1 + rng.below(3))"))
+                return SimMessage(
+                    topic: eventTopic(i),
+                    body: .fields(
+                        "\"event\":\"ebike_detected\",\"confidence\":\(fixed(rng.uniform(0.30, 0.58), 2)),\"elevator\":\"E\(states[i].elevator)\",\"floor\":\(1 + rng.below(3))"
+                    ))
             }
-            return SimMessage(topic: eventTopic(i), body: .fields(
-                "\"event\":\"heartbeat\",\"elevator\":\"E\(states[i].elevator)\",\"floor\":\(1 + rng.below(30)),\"occupancy\":\(rng.below(7))"))
+            return SimMessage(
+                topic: eventTopic(i),
+                body: .fields(
+                    "\"event\":\"heartbeat\",\"elevator\":\"E\(states[i].elevator)\",\"floor\":\(1 + rng.below(30)),\"occupancy\":\(rng.below(7))"))
         case "falling_object":
             // Birds and leaves.
             if rng.chance(0.005) {
-                return SimMessage(topic: eventTopic(i), body: .fields(
-                    "\"event\":\"falling_object\",\"confidence\":\(fixed(rng.uniform(0.20, 0.50), 2)),\"floor_estimate\":\(3 + rng.below(28))"))
+                return SimMessage(
+                    topic: eventTopic(i),
+                    body: .fields(
+                        "\"event\":\"falling_object\",\"confidence\":\(fixed(rng.uniform(0.20, 0.50), 2)),\"floor_estimate\":\(3 + rng.below(28))"))
             }
             return SimMessage(topic: eventTopic(i), body: .fields("\"event\":\"heartbeat\",\"lens\":\"clear\""))
         default:
@@ -115,9 +125,11 @@ extension Simulator {
         states[i] = s
         let voltage = rng.uniform(214, 232)
         let session = s.charging ? "charging" : "idle"
-        return SimMessage(topic: eventTopic(i), body: .fields(
-            "\"voltage_v\":\(fixed(voltage, 1)),\"current_a\":\(fixed(current, 1)),\"temperature_c\":\(fixed(s.temperature, 1)),"
-                + "\"power_kw\":\(fixed(voltage * current / 1000, 2)),\"session\":\"\(session)\",\"session_minutes\":\(Int(s.sessionMinutes))"))
+        return SimMessage(
+            topic: eventTopic(i),
+            body: .fields(
+                "\"voltage_v\":\(fixed(voltage, 1)),\"current_a\":\(fixed(current, 1)),\"temperature_c\":\(fixed(s.temperature, 1)),"
+                    + "\"power_kw\":\(fixed(voltage * current / 1000, 2)),\"session\":\"\(session)\",\"session_minutes\":\(Int(s.sessionMinutes))"))
     }
 
     /// Gate events: accesses (some denied, never five within two minutes on

@@ -80,8 +80,10 @@ public struct Simulator: Sendable {
         /// Virtual end, when known: anomalies that could not play out before it are not started.
         public var end: Millis?
 
-        public init(rate: Double, seed: UInt64, plan: AnomalyPlan, silence: Millis = 660_000,
-                    start: Millis = Simulator.defaultStart, end: Millis? = nil) {
+        public init(
+            rate: Double, seed: UInt64, plan: AnomalyPlan, silence: Millis = 660_000,
+            start: Millis = Simulator.defaultStart, end: Millis? = nil
+        ) {
             self.rate = rate; self.seed = seed; self.plan = plan; self.silence = silence; self.start = start; self.end = end
         }
     }

@@ -49,15 +49,17 @@ public enum IncidentHistory {
         for e in events {
             let body = e.jsonLine()
             if e.type == .opened {
-                try s.insert.run(.text(e.incidentID), .text(e.rule), .int(Int64(e.severity.rawValue)), .text(e.route), .text(e.feed),
-                                 e.channel.map { .text($0) } ?? .null,
-                                 (e.channelInfo["community_name"]?.stringValue ?? e.channelInfo["community"]?.stringValue).map { .text($0) } ?? .null,
-                                 e.channelInfo["location"]?.stringValue.map { .text($0) } ?? .null,
-                                 .text(e.title), .int(e.openedAt), .int(e.at), .text(body))
+                try s.insert.run(
+                    .text(e.incidentID), .text(e.rule), .int(Int64(e.severity.rawValue)), .text(e.route), .text(e.feed),
+                    e.channel.map { .text($0) } ?? .null,
+                    (e.channelInfo["community_name"]?.stringValue ?? e.channelInfo["community"]?.stringValue).map { .text($0) } ?? .null,
+                    e.channelInfo["location"]?.stringValue.map { .text($0) } ?? .null,
+                    .text(e.title), .int(e.openedAt), .int(e.at), .text(body))
             } else {
-                try s.update.run(e.resolvedAt.map { .int($0) } ?? .null, e.acknowledgedAt.map { .int($0) } ?? .null,
-                                 e.acknowledgedBy.map { .text($0) } ?? .null, e.type == .acknowledged ? (e.note.map { .text($0) } ?? .null) : .null,
-                                 .int(e.type == .acknowledged ? 1 : 0), .int(e.at), .text(body), .text(e.incidentID))
+                try s.update.run(
+                    e.resolvedAt.map { .int($0) } ?? .null, e.acknowledgedAt.map { .int($0) } ?? .null,
+                    e.acknowledgedBy.map { .text($0) } ?? .null, e.type == .acknowledged ? (e.note.map { .text($0) } ?? .null) : .null,
+                    .int(e.type == .acknowledged ? 1 : 0), .int(e.at), .text(body), .text(e.incidentID))
             }
             try s.event.run(.text(e.incidentID), .text(e.eventID), .int(e.at), .text(body))
         }
@@ -66,11 +68,13 @@ public enum IncidentHistory {
     public struct Statements {
         let insert, update, event: Statement
         init(_ db: Database) throws {
-            insert = try db.prepare("""
+            insert = try db.prepare(
+                """
                 INSERT OR IGNORE INTO incidents(id, rule, severity, route, feed, channel, community, location, title, opened_at,
                                                 updated_at, last_event) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
-            update = try db.prepare("""
+            update = try db.prepare(
+                """
                 UPDATE incidents SET resolved_at = coalesce(?1, resolved_at), acknowledged_at = coalesce(?2, acknowledged_at),
                     acknowledged_by = coalesce(?3, acknowledged_by), note = CASE WHEN ?5 = 1 THEN ?4 ELSE note END,
                     updated_at = ?6, last_event = ?7 WHERE id = ?8
@@ -92,7 +96,8 @@ public enum IncidentHistory {
 
     /// Incidents matching `q`, newest first.
     public static func list(_ q: Query, in db: Database) throws -> [Incident] {
-        var sql = "SELECT id, rule, severity, route, feed, channel, community, location, title, opened_at, resolved_at, acknowledged_at, acknowledged_by, note, updated_at FROM incidents WHERE 1 = 1"
+        var sql =
+            "SELECT id, rule, severity, route, feed, channel, community, location, title, opened_at, resolved_at, acknowledged_at, acknowledged_by, note, updated_at FROM incidents WHERE 1 = 1"
         var values: [Statement.Value] = []
         switch q.state {
         case .open: sql += " AND resolved_at IS NULL"
@@ -119,8 +124,10 @@ public enum IncidentHistory {
     /// One incident with its events in order, or nil.
     public static func get(_ id: String, in db: Database) throws -> (Incident, [String])? {
         var found: Incident?
-        try db.prepare("SELECT id, rule, severity, route, feed, channel, community, location, title, opened_at, resolved_at, acknowledged_at, acknowledged_by, note, updated_at FROM incidents WHERE id = ?")
-            .query([.text(id)]) { found = incident($0) }
+        try db.prepare(
+            "SELECT id, rule, severity, route, feed, channel, community, location, title, opened_at, resolved_at, acknowledged_at, acknowledged_by, note, updated_at FROM incidents WHERE id = ?"
+        )
+        .query([.text(id)]) { found = incident($0) }
         guard let found else { return nil }
         var events: [String] = []
         try db.prepare("SELECT body FROM incident_events WHERE incident_id = ? ORDER BY at, event_id").query([.text(id)]) { events.append($0.text(0)) }
@@ -128,9 +135,10 @@ public enum IncidentHistory {
     }
 
     static func incident(_ r: Row) -> Incident {
-        Incident(id: r.text(0), rule: r.text(1), severity: Severity(rawValue: Int(r.int(2))) ?? .major, route: r.text(3), feed: r.text(4),
-                 channel: r.optionalText(5), community: r.optionalText(6), location: r.optionalText(7), title: r.text(8),
-                 openedAt: r.int(9), resolvedAt: r.isNull(10) ? nil : r.int(10), acknowledgedAt: r.isNull(11) ? nil : r.int(11),
-                 acknowledgedBy: r.optionalText(12), note: r.optionalText(13), updatedAt: r.int(14))
+        Incident(
+            id: r.text(0), rule: r.text(1), severity: Severity(rawValue: Int(r.int(2))) ?? .major, route: r.text(3), feed: r.text(4),
+            channel: r.optionalText(5), community: r.optionalText(6), location: r.optionalText(7), title: r.text(8),
+            openedAt: r.int(9), resolvedAt: r.isNull(10) ? nil : r.int(10), acknowledgedAt: r.isNull(11) ? nil : r.int(11),
+            acknowledgedBy: r.optionalText(12), note: r.optionalText(13), updatedAt: r.int(14))
     }
 }

@@ -161,7 +161,9 @@ public final class Statement {
                     return sqlite3_bind_text(stmt, idx, UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self), Int32(u.count), Statement.transient)
                 }
             case .utf8(let b):
-                rc = b.withUnsafeBytes { sqlite3_bind_text(stmt, idx, $0.baseAddress?.assumingMemoryBound(to: CChar.self), Int32($0.count), Statement.transient) }
+                rc = b.withUnsafeBytes {
+                    sqlite3_bind_text(stmt, idx, $0.baseAddress?.assumingMemoryBound(to: CChar.self), Int32($0.count), Statement.transient)
+                }
             case .blob(let b):
                 rc = b.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), Statement.transient) }
             }
@@ -237,8 +239,9 @@ public struct Row {
     public func materialize() -> Materialized {
         var v: [String?] = [], n: [Int64?] = []
         for i in 0..<columnCount {
-            if isNull(i) { v.append(nil); n.append(nil) }
-            else {
+            if isNull(i) {
+                v.append(nil); n.append(nil)
+            } else {
                 let type = sqlite3_column_type(stmt, Int32(i))
                 v.append(text(i))
                 n.append(type == SQLITE_INTEGER ? int(i) : (type == SQLITE_FLOAT ? Int64(double(i)) : nil))

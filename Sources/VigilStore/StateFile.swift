@@ -24,19 +24,22 @@ extension Database {
                 tables.append($0.text(0))
             }
         } catch {
-            throw StateFileError("\(path) is not a usable vigil state database (\((error as? SQLiteError)?.message ?? "\(error)")). "
-                + "vigil leaves it untouched: move it aside (or restore it from a backup) and start vigil again to begin with an empty state")
+            throw StateFileError(
+                "\(path) is not a usable vigil state database (\((error as? SQLiteError)?.message ?? "\(error)")). "
+                    + "vigil leaves it untouched: move it aside (or restore it from a backup) and start vigil again to begin with an empty state")
         }
         if tables.isEmpty && applicationID == 0 { return 0 }
         if applicationID == Database.vigilApplicationID || (applicationID == 0 && Set(tables).isSubset(of: knownTables)) {
             if version > newest {
-                throw StateFileError("\(path) was written by a newer vigil (state schema \(version); this vigil knows up to \(newest)). "
-                    + "vigil leaves it untouched: run the newer vigil, or move the file aside to start with an empty state")
+                throw StateFileError(
+                    "\(path) was written by a newer vigil (state schema \(version); this vigil knows up to \(newest)). "
+                        + "vigil leaves it untouched: run the newer vigil, or move the file aside to start with an empty state")
             }
             return version
         }
-        throw StateFileError("\(path) is not vigil's: it belongs to another application (application_id \(applicationID), tables \(tables.prefix(5).joined(separator: ", "))). "
-            + "vigil leaves it untouched: point state_dir at a folder of vigil's own")
+        throw StateFileError(
+            "\(path) is not vigil's: it belongs to another application (application_id \(applicationID), tables \(tables.prefix(5).joined(separator: ", "))). "
+                + "vigil leaves it untouched: point state_dir at a folder of vigil's own")
     }
 
     /// Marks the file as vigil's state database at schema `version`.

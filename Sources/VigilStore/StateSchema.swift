@@ -15,25 +15,32 @@ public enum StateSchema {
     }
 
     static let migrations: [Migration] = [
-        Migration(version: 1, summary: "every table", apply: { db in
-            try db.execute(outbox + journal + history)
-        }),
-        Migration(version: 2, summary: "the layouts of earlier builds brought forward", apply: { db in
-            try rekeyDeliveries(db)
-            try addJournalColumns(db)
-            try db.execute("""
-                DROP INDEX IF EXISTS incidents_open;
-                CREATE INDEX IF NOT EXISTS incidents_newest ON incidents(resolved_at, opened_at DESC, id);
-                """)
-        }),
+        Migration(
+            version: 1, summary: "every table",
+            apply: { db in
+                try db.execute(outbox + journal + history)
+            }),
+        Migration(
+            version: 2, summary: "the layouts of earlier builds brought forward",
+            apply: { db in
+                try rekeyDeliveries(db)
+                try addJournalColumns(db)
+                try db.execute(
+                    """
+                    DROP INDEX IF EXISTS incidents_open;
+                    CREATE INDEX IF NOT EXISTS incidents_newest ON incidents(resolved_at, opened_at DESC, id);
+                    """)
+            }),
     ]
 
     /// The schema this build writes.
     public static var version: Int64 { migrations.last!.version }
 
     /// Tables a state database may hold; a file with others is not vigil's.
-    public static let tables: Set<String> = ["events", "deliveries", "dead_letters", "journal", "checkpoint", "daemon_state",
-                                             "incidents", "incident_events"]
+    public static let tables: Set<String> = [
+        "events", "deliveries", "dead_letters", "journal", "checkpoint", "daemon_state",
+        "incidents", "incident_events",
+    ]
 
     /// Opens the state database for writing: a new file, or one of vigil's at
     /// a schema this build knows (anything else is refused, untouched), in WAL

@@ -14,10 +14,14 @@ public final class TestBroker: @unchecked Sendable {
     public var publishArgs: [String] = []
 
     /// `privateBroker`: always start one (to stop it, or to require a password).
-    public init(privateBroker: Bool = false, user: (name: String, password: String)? = nil, listener: ((Int) -> String)? = nil,
-         extraConfig: String = "") throws {
-        if !privateBroker, user == nil, listener == nil, extraConfig.isEmpty, let env = ProcessInfo.processInfo.environment["VIGIL_TEST_BROKER"], let colon = env.lastIndex(of: ":"),
-           let p = Int(env[env.index(after: colon)...]) {
+    public init(
+        privateBroker: Bool = false, user: (name: String, password: String)? = nil, listener: ((Int) -> String)? = nil,
+        extraConfig: String = ""
+    ) throws {
+        if !privateBroker, user == nil, listener == nil, extraConfig.isEmpty, let env = ProcessInfo.processInfo.environment["VIGIL_TEST_BROKER"],
+            let colon = env.lastIndex(of: ":"),
+            let p = Int(env[env.index(after: colon)...])
+        {
             host = String(env[..<colon]); port = p; process = nil; dir = nil
             return
         }
@@ -53,7 +57,10 @@ public final class TestBroker: @unchecked Sendable {
         // clears the mask so mosquitto stops (and saves) on SIGINT as it should.
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", "import os, signal; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv('/usr/sbin/mosquitto', ['mosquitto', '-c', '\(dir)/mosquitto.conf'])"]
+        p.arguments = [
+            "-c",
+            "import os, signal; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv('/usr/sbin/mosquitto', ['mosquitto', '-c', '\(dir)/mosquitto.conf'])",
+        ]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()

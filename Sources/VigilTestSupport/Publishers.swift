@@ -1,36 +1,28 @@
 import Foundation
 import Synchronization
+import VigilCore
 import VigilMQTT
 
 /// Publishes many QoS 1 messages with vigil's own libmosquitto bridge and
 /// waits until the broker acknowledged every one.
 public func publishAll(broker: TestBroker, messages: [(topic: String, payload: String)], clientID: String = "test-pub-" + UUID().uuidString.prefix(8)) throws {
-    let c = try MosquittoClient(options: .init(host: broker.host, port: broker.port, clientID: String(clientID), cleanSession: true))
-    try c.connect()
-    var connected = false
+    let c = try MQTTConnection(
+        options: .init(host: broker.host, port: broker.port, clientID: String(clientID), cleanSession: true),
+        reconnect: Backoff(initial: 100, max: 1000))
+    if let why = c.connect(timeoutMs: 10_000) { throw TestFailure("publisher: \(why)") }
     let deadline = Date().addingTimeInterval(30)
     var sent = 0
     var acked = Set<Int32>()
     var mids = Set<Int32>()
     while Date() < deadline {
-        let ready = c.wait(read: true, timeoutMs: 20)
-        if ready.readable { _ = c.readAvailable(maxMessages: 1000) }
-        for e in c.takeEvents() {
-            switch e {
-            case .connected(let code, _, _): connected = code == 0
-            case .published(let mid): acked.insert(mid)
-            default: break
-            }
-        }
-        if connected {
+        if c.isConnected {
             while sent < messages.count, mids.count - acked.count < 500 {
                 mids.insert(try c.publish(topic: messages[sent].topic, payload: Array(messages[sent].payload.utf8), qos: 1))
                 sent += 1
             }
         }
-        _ = c.writePending()
-        _ = c.housekeeping()
-        if sent == messages.count, acked.isSuperset(of: mids) { c.disconnect(); _ = c.writePending(); return }
+        for case .published(let mid) in c.turn(timeoutMs: 20, maxMessages: 1000).notices { acked.insert(mid) }
+        if sent == messages.count, acked.isSuperset(of: mids) { c.stop(); return }
     }
     throw TestFailure("published \(sent) of \(messages.count), \(acked.count) acknowledged")
 }
@@ -72,7 +64,7 @@ public final class ThrottledPublisher: @unchecked Sendable {
 /// whenever the broker goes away; `quiet` falls silent after the first round.
 public final class HeartbeatPublisher: @unchecked Sendable {
     // @unchecked: the client is touched only by the publisher's thread; `stopped` is atomic.
-    public let client: MosquittoClient
+    public let client: MQTTConnection
     public let messages: [(channel: String, topic: String, payload: String)]
     public let every: TimeInterval
     public let quiet: String
@@ -80,8 +72,10 @@ public final class HeartbeatPublisher: @unchecked Sendable {
     public let finished = StopFlagBox()
 
     public init(broker: TestBroker, messages: [(String, String, String)], every: TimeInterval, quiet: String) throws {
-        client = try MosquittoClient(options: .init(host: broker.host, port: broker.port, clientID: "hb-" + UUID().uuidString.prefix(8),
-                                                    cleanSession: true))
+        client = try MQTTConnection(
+            options: .init(
+                host: broker.host, port: broker.port, clientID: "hb-" + UUID().uuidString.prefix(8),
+                cleanSession: true), reconnect: Backoff(initial: 200, max: 200))
         self.messages = messages
         self.every = every
         self.quiet = quiet
@@ -101,28 +95,17 @@ public final class HeartbeatPublisher: @unchecked Sendable {
         defer { finished.set() }
         var round = 0
         var next = Date()
-        _ = try? client.connect()
         while !stopped.isSet {
-            if client.socket < 0 {
-                _ = try? client.reconnect()
-                usleep(200_000)
-                continue
-            }
-            let ready = client.wait(read: true, timeoutMs: 20)
-            if ready.readable { _ = client.readAvailable(maxMessages: 1000) }
-            _ = client.takeEvents()
-            _ = client.takeMessages()
-            if Date() >= next {
+            _ = client.turn(timeoutMs: 20, maxMessages: 1000)
+            if client.isConnected && Date() >= next {
                 for m in messages where round == 0 || m.channel != quiet {
                     _ = try? client.publish(topic: m.topic, payload: Array(m.payload.utf8), qos: 0)
                 }
                 round += 1
                 next = next.addingTimeInterval(every)
             }
-            _ = client.writePending()
-            _ = client.housekeeping()
         }
-        client.disconnect()
+        client.stop()
     }
 }
 
@@ -131,6 +114,7 @@ public final class StopFlagBox: @unchecked Sendable {
     // @unchecked: every access holds `lock`.
     private let lock = NSLock()
     private var value = false
+    public init() {}
     public func set() { lock.lock(); value = true; lock.unlock() }
     public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }

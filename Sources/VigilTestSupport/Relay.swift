@@ -114,7 +114,7 @@ public final class AckRecordingRelay: Sendable {
     private func pump(_ client: Int32, _ upstream: Int32) {
         defer { close(client); close(upstream) }
         var buffer = [UInt8](repeating: 0, count: 65_536)
-        var pending: [[UInt8]] = [[], []]   // unparsed bytes: from vigil, from the broker
+        var pending: [[UInt8]] = [[], []]  // unparsed bytes: from vigil, from the broker
         var fds = [pollfd(fd: client, events: Int16(POLLIN), revents: 0), pollfd(fd: upstream, events: Int16(POLLIN), revents: 0)]
         while !stopped.load(ordering: .acquiring) {
             guard poll(&fds, 2, 100) >= 0 else { return }

@@ -140,35 +140,38 @@ public final class VigilProcess {
 }
 
 /// A config for one test: its own topic prefix, client id and state directory.
-public func writeConfig(dir: String, broker: TestBroker, prefix: String, extra: String = "", rules: String? = nil, http: String = "null",
-                 broker extraBroker: String = "", dispatch: String? = nil) throws -> String {
-    let dispatchBlock = dispatch ?? """
-    dispatch:
-      sinks:
-        - { name: log, type: log }
-        - { name: file, type: file, path: \(dir)/incidents.jsonl }
-    """
+public func writeConfig(
+    dir: String, broker: TestBroker, prefix: String, extra: String = "", rules: String? = nil, http: String = "null",
+    broker extraBroker: String = "", dispatch: String? = nil
+) throws -> String {
+    let dispatchBlock =
+        dispatch ?? """
+            dispatch:
+              sinks:
+                - { name: log, type: log }
+                - { name: file, type: file, path: \(dir)/incidents.jsonl }
+            """
     let text = """
-    broker:
-      url: \(broker.url)
-      client_id: vigil-\(prefix)
-      keepalive: 10s
-      reconnect: { initial: 200ms, max: 2s }
-      \(extraBroker)
-    subscriptions:
-      - { topic: "\(prefix)/estate/{community}/smart_gate/{channel}/event", feed: smart_gate }
-      - { topic: "\(prefix)/estate/{community}/fire_alarm/{channel}/event", feed: fire_alarm }
-      - { topic: "\(prefix)/estate/{community}/elevator_ebike/{channel}/event", feed: elevator_ebike }
-      - { topic: "\(prefix)/estate/{community}/charging_pile/{channel}/telemetry", feed: charging_pile }
-      - { topic: "\(prefix)/estate/{community}/falling_object/{channel}/event", feed: falling_object }
-      - { topic: "\(prefix)/estate/{community}/{feed}/{channel}/status", feed: "{feed}" }
-    channels: \(repoRoot)/fixtures/channels.csv
-    rules: ["\(rules ?? repoRoot + "/config/rules.d/[1-5]*.yaml")"]
-    state_dir: \(dir)/state
-    http: { listen: \(http) }
-    \(dispatchBlock)
-    \(extra)
-    """
+        broker:
+          url: \(broker.url)
+          client_id: vigil-\(prefix)
+          keepalive: 10s
+          reconnect: { initial: 200ms, max: 2s }
+          \(extraBroker)
+        subscriptions:
+          - { topic: "\(prefix)/estate/{community}/smart_gate/{channel}/event", feed: smart_gate }
+          - { topic: "\(prefix)/estate/{community}/fire_alarm/{channel}/event", feed: fire_alarm }
+          - { topic: "\(prefix)/estate/{community}/elevator_ebike/{channel}/event", feed: elevator_ebike }
+          - { topic: "\(prefix)/estate/{community}/charging_pile/{channel}/telemetry", feed: charging_pile }
+          - { topic: "\(prefix)/estate/{community}/falling_object/{channel}/event", feed: falling_object }
+          - { topic: "\(prefix)/estate/{community}/{feed}/{channel}/status", feed: "{feed}" }
+        channels: \(repoRoot)/fixtures/channels.csv
+        rules: ["\(rules ?? repoRoot + "/config/rules.d/[1-5]*.yaml")"]
+        state_dir: \(dir)/state
+        http: { listen: \(http) }
+        \(dispatchBlock)
+        \(extra)
+        """
     let path = dir + "/vigil.yaml"
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     return path

@@ -39,9 +39,11 @@ struct BacktestCommand: AsyncParsableCommand {
             printError("vigil backtest: --rules \(rules.joined(separator: " ")) matches no file")
             throw ExitCode(1)
         }
-        let (candidate, ruleDiags) = RuleLoader(knownFeeds: setup.config.knownFeeds,
-                                                timeZone: TimeZone(identifier: setup.config.timezone) ?? TimeZone(identifier: "UTC")!)
-            .load(files: files)
+        let (candidate, ruleDiags) = RuleLoader(
+            knownFeeds: setup.config.knownFeeds,
+            timeZone: TimeZone(identifier: setup.config.timezone) ?? TimeZone(identifier: "UTC")!
+        )
+        .load(files: files)
         guard ruleDiags.isEmpty else {
             for d in ruleDiags { printError(d.description) }
             throw ExitCode(1)
@@ -74,9 +76,12 @@ struct BacktestCommand: AsyncParsableCommand {
         root.appendUnique("records", .number(Double(r.records)))
         root.appendUnique("from", r.from.map { .string(Time.format($0)) } ?? .null)
         root.appendUnique("to", r.to.map { .string(Time.format($0)) } ?? .null)
-        root.appendUnique("rules", .array(r.rules.map { rule in
-            ["rule": .string(rule), "configured": counts(r.configured, rule), "new": counts(r.candidate, rule)]
-        }))
+        root.appendUnique(
+            "rules",
+            .array(
+                r.rules.map { rule in
+                    ["rule": .string(rule), "configured": counts(r.configured, rule), "new": counts(r.candidate, rule)]
+                }))
         root.appendUnique("only_configured", .array(r.onlyIn(r.configured, not: r.candidate).map(incident)))
         root.appendUnique("only_new", .array(r.onlyIn(r.candidate, not: r.configured).map(incident)))
         return .object(root)
@@ -87,16 +92,20 @@ struct BacktestCommand: AsyncParsableCommand {
         print("\(r.records) records, \(span)")
         print("")
         let width = max(24, (r.rules.map(\.count).max() ?? 0) + 2)
-        print(pad("rule", width) + pad("configured opened", 19, right: true) + pad("resolved", 10, right: true)
-              + pad("new opened", 12, right: true) + pad("resolved", 10, right: true))
+        print(
+            pad("rule", width) + pad("configured opened", 19, right: true) + pad("resolved", 10, right: true)
+                + pad("new opened", 12, right: true) + pad("resolved", 10, right: true))
         for rule in r.rules {
             let a = r.configured, b = r.candidate
             let mark = (a.opened[rule] ?? 0) != (b.opened[rule] ?? 0) ? "  *" : ""
-            print(pad(rule, width) + pad("\(a.opened[rule] ?? 0)", 19, right: true) + pad("\(a.resolved[rule] ?? 0)", 10, right: true)
-                  + pad("\(b.opened[rule] ?? 0)", 12, right: true) + pad("\(b.resolved[rule] ?? 0)", 10, right: true) + mark)
+            print(
+                pad(rule, width) + pad("\(a.opened[rule] ?? 0)", 19, right: true) + pad("\(a.resolved[rule] ?? 0)", 10, right: true)
+                    + pad("\(b.opened[rule] ?? 0)", 12, right: true) + pad("\(b.resolved[rule] ?? 0)", 10, right: true) + mark)
         }
-        for (title, list) in [("only with the configured rules", r.onlyIn(r.configured, not: r.candidate)),
-                              ("only with the new rules", r.onlyIn(r.candidate, not: r.configured))] {
+        for (title, list) in [
+            ("only with the configured rules", r.onlyIn(r.configured, not: r.candidate)),
+            ("only with the new rules", r.onlyIn(r.candidate, not: r.configured)),
+        ] {
             print("")
             print("\(list.count) incident\(list.count == 1 ? "" : "s") \(title)\(list.isEmpty ? "" : ":")")
             for i in list.prefix(200) {

@@ -14,7 +14,9 @@ struct Journal: AsyncParsableCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write the journal as recorded messages, replayable as it is.",
-            discussion: "Messages, broker marks and acknowledgements, one JSON object a line (the format vigil replay reads). Streams in constant memory from one read snapshot.")
+            discussion:
+                "Messages, broker marks and acknowledgements, one JSON object a line (the format vigil replay reads). Streams in constant memory from one read snapshot."
+        )
 
         @OptionGroup var options: ConfigOptions
 

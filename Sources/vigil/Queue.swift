@@ -41,7 +41,12 @@ struct Queue: AsyncParsableCommand {
             let stats = try common.inspector(readOnly: true).stats()
             if common.json {
                 var arr: [JSONValue] = []
-                for s in stats { arr.append(["sink": .string(s.sink), "pending": .number(Double(s.pending)), "delivered": .number(Double(s.delivered)), "dead": .number(Double(s.dead))]) }
+                for s in stats {
+                    arr.append([
+                        "sink": .string(s.sink), "pending": .number(Double(s.pending)), "delivered": .number(Double(s.delivered)),
+                        "dead": .number(Double(s.dead)),
+                    ])
+                }
                 print(JSONWriter.encode(.array(arr)))
                 return
             }
@@ -69,10 +74,14 @@ struct Queue: AsyncParsableCommand {
             let inspector = try common.inspector(readOnly: true)
             try inspector.list(sink: sink, state: st, limit: limit) { e in
                 if st == nil && e.state == "delivered" { return }
-                if common.json { print(JSONWriter.encode(json(e))) }
-                else {
-                    print([e.eventID, e.sink, e.state, "attempts=\(e.attempts)", e.severity.name, e.rule, e.type, Time.format(e.createdAt),
-                           "incident=\(e.incidentID)", e.lastError.map { "error=\"\($0)\"" } ?? ""].filter { !$0.isEmpty }.joined(separator: " "))
+                if common.json {
+                    print(JSONWriter.encode(json(e)))
+                } else {
+                    print(
+                        [
+                            e.eventID, e.sink, e.state, "attempts=\(e.attempts)", e.severity.name, e.rule, e.type, Time.format(e.createdAt),
+                            "incident=\(e.incidentID)", e.lastError.map { "error=\"\($0)\"" } ?? "",
+                        ].filter { !$0.isEmpty }.joined(separator: " "))
                 }
             }
         }
@@ -124,10 +133,15 @@ struct Queue: AsyncParsableCommand {
         @OptionGroup var common: Common
         @Option(help: "Age, e.g. 7d.") var olderThan: String
         func run() async throws {
-            guard case .success(let age) = Units.parseDuration(olderThan) else { throw ValidationError("--older-than '\(olderThan)': write a duration such as 7d") }
+            guard case .success(let age) = Units.parseDuration(olderThan) else {
+                throw ValidationError("--older-than '\(olderThan)': write a duration such as 7d")
+            }
             let (d, e) = try common.inspector(readOnly: false).purge(olderThan: age, now: Time.now())
-            if common.json { print(JSONWriter.encode(["deliveries": .number(Double(d)), "events": .number(Double(e))])) }
-            else { print("purged \(d) deliveries and \(e) events older than \(olderThan)") }
+            if common.json {
+                print(JSONWriter.encode(["deliveries": .number(Double(d)), "events": .number(Double(e))]))
+            } else {
+                print("purged \(d) deliveries and \(e) events older than \(olderThan)")
+            }
         }
     }
 }

@@ -88,7 +88,9 @@ struct Simulate: ParsableCommand {
         if let check, let manifest { try runCheck(incidents: check, manifest: manifest); return }
         var durationMs: Millis?
         if let duration {
-            guard case .success(let d) = Units.parseDuration(duration) else { throw ValidationError("--duration '\(duration)': write a duration such as 60s or 5m") }
+            guard case .success(let d) = Units.parseDuration(duration) else {
+                throw ValidationError("--duration '\(duration)': write a duration such as 60s or 5m")
+            }
             durationMs = d
         }
         guard case .success(let silenceMs) = Units.parseDuration(silence) else { throw ValidationError("--silence '\(silence)': write a duration such as 11m") }
@@ -172,9 +174,10 @@ struct Simulate: ParsableCommand {
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGPIPE, SIG_IGN)
-        let client = try MosquittoClient(options: .init(host: host, port: port, clientID: "vigil-simulate-\(getpid())", cleanSession: true))
-        try client.connect()
-        try awaitConnack(client)
+        let client = try MQTTConnection(
+            options: .init(host: host, port: port, clientID: "vigil-simulate-\(getpid())", cleanSession: true),
+            reconnect: Simulate.reconnect)
+        if let why = client.connect(timeoutMs: 10_000) { throw ValidationError("\(broker ?? ""): \(why)") }
 
         let tty = isatty(2) == 1
         let began = Time.monotonicNanos()
@@ -187,7 +190,7 @@ struct Simulate: ParsableCommand {
             let elapsed = Double(Time.monotonicNanos() - began) / 1e9
             var due = Int(elapsed * rate) + 1
             if let limit { due = min(due, limit) }
-            while sim.sent < due && (qos == 0 || inFlight < window) {
+            while sim.sent < due && client.isConnected && (qos == 0 || inFlight < window) {
                 let step = sim.next()
                 let ts = Time.now()
                 _ = try client.publish(topic: step.message.topic, payload: step.message.payload(ts: ts), qos: qos)
@@ -201,7 +204,7 @@ struct Simulate: ParsableCommand {
             }
             let nextDue = Double(sim.sent) / rate - Double(Time.monotonicNanos() - began) / 1e9
             // At least a millisecond: at high rates each wake-up publishes what fell due meanwhile.
-            let acks = try turn(client, timeoutMs: Int32(max(1, min(50, nextDue * 1000)))) { try recover(client) }
+            let acks = try turn(client, timeoutMs: Int32(max(1, min(50, nextDue * 1000))))
             if qos == 1 { inFlight -= acks }
             let now = Time.monotonicNanos()
             if tty && now - lastProgress >= 1_000_000_000 {
@@ -213,49 +216,29 @@ struct Simulate: ParsableCommand {
         // Wait (bounded) for the broker to acknowledge what is in flight.
         let drainUntil = Time.monotonicNanos() + 10_000_000_000
         while qos == 1 && inFlight > 0 && Time.monotonicNanos() < drainUntil {
-            inFlight -= turn(client, timeoutMs: 50) {}
+            inFlight -= (try? turn(client, timeoutMs: 50)) ?? inFlight
         }
-        client.disconnect()
-        _ = client.writePending()
+        client.stop()
         let secs = Double(Time.monotonicNanos() - began) / 1e9
         if tty { printProgress("\n") }
-        printError(String(format: "vigil simulate: sent %d messages in %.1f s (%.0f msg/s, QoS %d), %d anomalies injected%@",
-                          sim.sent, secs, Double(sim.sent) / max(secs, 0.001), qos, anomalyCount,
-                          inFlight > 0 ? ", \(inFlight) not acknowledged" : ""))
+        printError(
+            String(
+                format: "vigil simulate: sent %d messages in %.1f s (%.0f msg/s, QoS %d), %d anomalies injected%@",
+                sim.sent, secs, Double(sim.sent) / max(secs, 0.001), qos, anomalyCount,
+                inFlight > 0 ? ", \(inFlight) not acknowledged" : ""))
     }
 
-    /// One turn of the network loop: write what is queued, wait up to `timeoutMs`
-    /// for input, read it, keep the connection alive. Returns the acknowledgements
-    /// that arrived; `lost` is called when the connection failed.
-    func turn(_ client: MosquittoClient, timeoutMs: Int32, lost: () throws -> Void) rethrows -> Int {
-        if client.writePending() != 0 { try lost() }
-        if client.wait(read: true, timeoutMs: timeoutMs).readable, client.readAvailable(maxMessages: 10_000) != 0 { try lost() }
-        _ = client.housekeeping()
-        return client.takeEvents().reduce(0) { n, e in if case .published = e { n + 1 } else { n } }
-    }
+    /// A lost connection is reached again with this backoff; ten failed attempts in a row end the run.
+    static let reconnect = Backoff(initial: 200, max: 1000)
 
-        func awaitConnack(_ client: MosquittoClient) throws {
-        let until = Time.monotonicNanos() + 10_000_000_000
-        while Time.monotonicNanos() < until {
-            _ = client.writePending()
-            if client.wait(read: true, timeoutMs: 100).readable { _ = client.readAvailable(maxMessages: 100) }
-            for e in client.takeEvents() {
-                if case .connected(let code, let reason, _) = e {
-                    if code == 0 { return }
-                    throw ValidationError("the broker refused the connection: \(reason)")
-                }
-            }
+    /// One turn of the connection: returns the acknowledgements that arrived.
+    /// QoS 1 messages in flight when a connection drops are sent again by the library.
+    func turn(_ client: MQTTConnection, timeoutMs: Int32) throws -> Int {
+        let turn = client.turn(timeoutMs: timeoutMs)
+        if client.machine.failures >= 10 {
+            throw ValidationError("lost the connection to \(broker ?? "") and could not reconnect")
         }
-        throw ValidationError("no answer from the broker at \(broker ?? "") within 10 s")
-    }
-
-    /// The connection dropped: reconnect (QoS 1 messages in flight are sent again by the library).
-    func recover(_ client: MosquittoClient) throws {
-        for attempt in 1...10 {
-            if (try? client.reconnect()) != nil, (try? awaitConnack(client)) != nil { return }
-            usleep(UInt32(min(attempt, 5)) * 200_000)
-        }
-        throw ValidationError("lost the connection to \(broker ?? "") and could not reconnect")
+        return turn.published
     }
 
     func runCheck(incidents: String, manifest: String) throws {

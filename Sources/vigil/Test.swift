@@ -17,8 +17,7 @@ struct Test: AsyncParsableCommand {
             for d in diags { print(d.description) }
             if !diags.isEmpty { failed += 1 }
             for o in outcomes {
-                if o.passed { passed += 1; print("PASS \(o.name)") }
-                else { failed += 1; print("FAIL \(o.name)"); print(o.report) }
+                if o.passed { passed += 1; print("PASS \(o.name)") } else { failed += 1; print("FAIL \(o.name)"); print(o.report) }
             }
         }
         print("\(passed) passed, \(failed) failed")

@@ -10,9 +10,11 @@ struct Vigil: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Watches the safety sensors of residential communities and dispatches incidents.",
-        subcommands: [Run.self, Check.self, Test.self, Replay.self, Simulate.self, Queue.self, Incidents.self, Ack.self, Journal.self,
-                      BacktestCommand.self,
-                      Version.self])
+        subcommands: [
+            Run.self, Check.self, Test.self, Replay.self, Simulate.self, Queue.self, Incidents.self, Ack.self, Journal.self,
+            BacktestCommand.self,
+            Version.self,
+        ])
 
     /// Exit codes: 0 success, 1 a failed check, 2 bad usage (argument-parser's
     /// own default for usage errors is 64).

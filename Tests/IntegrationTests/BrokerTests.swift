@@ -21,8 +21,11 @@ import VigilStore
 
     /// A certificate authority and a server certificate for 127.0.0.1, made here.
     func makeCA(_ dir: String, name: String) throws {
-        try run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=\(name) test CA",
-                 "-keyout", "\(name)-ca.key", "-out", "\(name)-ca.crt"], in: dir)
+        try run(
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=\(name) test CA",
+                "-keyout", "\(name)-ca.key", "-out", "\(name)-ca.crt",
+            ], in: dir)
     }
 
     @Test func tlsWithTheRightCAConnectsAndTheWrongCAIsAClearError() throws {
@@ -32,8 +35,11 @@ import VigilStore
         try makeCA(dir, name: "other")
         try "subjectAltName=IP:127.0.0.1,DNS:localhost\n".write(toFile: dir + "/san.ext", atomically: true, encoding: .utf8)
         try run(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"], in: dir)
-        try run(["x509", "-req", "-in", "server.csr", "-CA", "good-ca.crt", "-CAkey", "good-ca.key", "-CAcreateserial",
-                 "-days", "2", "-extfile", "san.ext", "-out", "server.crt"], in: dir)
+        try run(
+            [
+                "x509", "-req", "-in", "server.csr", "-CA", "good-ca.crt", "-CAkey", "good-ca.key", "-CAcreateserial",
+                "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
+            ], in: dir)
         for f in ["server.key", "server.crt", "good-ca.crt"] { chmod(dir + "/" + f, 0o644) }
         chmod(dir, 0o755)
         let broker = try TestBroker(listener: { port in
@@ -44,8 +50,9 @@ import VigilStore
         for (ca, works) in [("good", true), ("other", false)] {
             let work = try makeWorkDir()
             defer { try? FileManager.default.removeItem(atPath: work) }
-            var config = try writeConfig(dir: work, broker: broker, prefix: p,
-                                         broker: "tls: { ca_file: \(dir)/\(ca)-ca.crt }")
+            var config = try writeConfig(
+                dir: work, broker: broker, prefix: p,
+                broker: "tls: { ca_file: \(dir)/\(ca)-ca.crt }")
             var text = try String(contentsOfFile: config, encoding: .utf8)
             text = text.replacingOccurrences(of: "url: mqtt://", with: "url: mqtts://")
             try text.write(toFile: config, atomically: true, encoding: .utf8)

@@ -28,16 +28,18 @@ import VigilTestSupport
         let base = "http://127.0.0.1:\(robotPort)"
         let http = try freePort()
         let p = "t" + UUID().uuidString.prefix(8).lowercased()
-        let config = try writeConfig(dir: dir, broker: broker, prefix: p, extra: "timezone: Asia/Shanghai\n", http: "127.0.0.1:\(http)", dispatch: """
-            dispatch:
-              retry: { initial: 200ms, max: 1s }
-              sinks:
-                - { name: file, type: file, path: \(dir)/incidents.jsonl }
-                - { name: ding, type: dingtalk, url: "\(base)/dingtalk/robot/send?access_token=tok", secret_file: \(dir)/ding.secret }
-                - { name: wecom, type: wecom, url: "\(base)/wecom/cgi-bin/webhook/send?key=\(wecomKey)" }
-                - { name: feishu, type: feishu, url: "\(base)/feishu/open-apis/bot/v2/hook/x", secret_file: \(dir)/feishu.secret }
-                - { name: feishu-wrong, type: feishu, url: "\(base)/feishu/open-apis/bot/v2/hook/y", secret_file: \(dir)/wrong.secret, min_severity: critical }
-            """)
+        let config = try writeConfig(
+            dir: dir, broker: broker, prefix: p, extra: "timezone: Asia/Shanghai\n", http: "127.0.0.1:\(http)",
+            dispatch: """
+                dispatch:
+                  retry: { initial: 200ms, max: 1s }
+                  sinks:
+                    - { name: file, type: file, path: \(dir)/incidents.jsonl }
+                    - { name: ding, type: dingtalk, url: "\(base)/dingtalk/robot/send?access_token=tok", secret_file: \(dir)/ding.secret }
+                    - { name: wecom, type: wecom, url: "\(base)/wecom/cgi-bin/webhook/send?key=\(wecomKey)" }
+                    - { name: feishu, type: feishu, url: "\(base)/feishu/open-apis/bot/v2/hook/x", secret_file: \(dir)/feishu.secret }
+                    - { name: feishu-wrong, type: feishu, url: "\(base)/feishu/open-apis/bot/v2/hook/y", secret_file: \(dir)/wrong.secret, min_severity: critical }
+                """)
         let vigil = try VigilProcess(config: config, workDir: dir)
         try vigil.waitForLog("subscriptions active")
         // fa-0001 is a fire panel of 君正长河华府 in the shipped registry.
@@ -48,7 +50,8 @@ import VigilTestSupport
             usleep(200_000)
             for line in readLines(log) {
                 guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      o["ok"] as? Bool == true, let vendor = o["vendor"] as? String, let body = o["body"] as? [String: Any] else { continue }
+                    o["ok"] as? Bool == true, let vendor = o["vendor"] as? String, let body = o["body"] as? [String: Any]
+                else { continue }
                 accepted[vendor] = body
             }
         }

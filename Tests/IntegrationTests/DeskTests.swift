@@ -28,8 +28,9 @@ import VigilTestSupport
             try rules.write(toFile: dir + "/rules/r.yaml", atomically: true, encoding: .utf8)
             rulesGlob = dir + "/rules/*.yaml"
         }
-        let config = try writeConfig(dir: dir, broker: broker, prefix: p, extra: "timezone: Asia/Shanghai\n", rules: rulesGlob,
-                                     http: "127.0.0.1:\(http), token_file: \(dir)/token")
+        let config = try writeConfig(
+            dir: dir, broker: broker, prefix: p, extra: "timezone: Asia/Shanghai\n", rules: rulesGlob,
+            http: "127.0.0.1:\(http), token_file: \(dir)/token")
         return Desk(broker: broker, dir: dir, prefix: p, config: config, http: http, token: token)
     }
 
@@ -58,8 +59,8 @@ import VigilTestSupport
         defer { try? FileManager.default.removeItem(atPath: d.dir) }
         let vigil = try VigilProcess(config: d.config, workDir: d.dir)
         try vigil.waitForLog("subscriptions active")
-        try alarm(d, "fa-0003")                                     // 恒大绿洲
-        try alarm(d, "fa-0001", community: "C001")                  // 君正长河华府
+        try alarm(d, "fa-0003")  // 恒大绿洲
+        try alarm(d, "fa-0001", community: "C001")  // 君正长河华府
         try d.broker.publish(topic: "\(d.prefix)/estate/C004/falling_object/fo-0004/event", payload: #"{"event":"falling_object","confidence":0.9}"#)
         try waitFor("three open incidents") { try api(d, "/api/v1/incidents").1["count"] == 3 }
 
@@ -69,18 +70,20 @@ import VigilTestSupport
         }
         let all = try ids("/api/v1/incidents?state=open")
         #expect(all.count == 3)
-        let community = "%E6%81%92%E5%A4%A7%E7%BB%BF%E6%B4%B2"   // 恒大绿洲
+        let community = "%E6%81%92%E5%A4%A7%E7%BB%BF%E6%B4%B2"  // 恒大绿洲
         #expect(try ids("/api/v1/incidents?community=\(community)").count == 1)
-        #expect(try ids("/api/v1/incidents?community=C003").count == 1)      // the registry's code finds it too
+        #expect(try ids("/api/v1/incidents?community=C003").count == 1)  // the registry's code finds it too
         // Newest first.
         if case .array(let list) = try api(d, "/api/v1/incidents").1["incidents"] {
             let opened = list.compactMap { $0["opened_at"].stringValue }
             #expect(opened.count == 3 && opened == opened.sorted(by: >), "\(opened)")
-        } else { Issue.record("no incidents") }
+        } else {
+            Issue.record("no incidents")
+        }
         #expect(try ids("/api/v1/incidents?feed=fire_alarm").count == 2)
         #expect(try ids("/api/v1/incidents?rule=falling_object").count == 1)
         #expect(try ids("/api/v1/incidents?severity=critical&limit=2").count == 2)
-        #expect(try ids("/api/v1/incidents?severity=major").isEmpty)         // exactly this severity
+        #expect(try ids("/api/v1/incidents?severity=major").isEmpty)  // exactly this severity
         #expect(try api(d, "/api/v1/incidents?state=maybe").0 == 400)
         let fire = try #require(events(d).first { $0.channel == "fa-0003" && $0.type == .opened })
         let (code, one) = try api(d, "/api/v1/incidents/\(fire.incidentID)")
@@ -133,10 +136,11 @@ import VigilTestSupport
     }
 
     @Test func anAcknowledgementStopsRemindersAndSurvivesASigkill() throws {
-        let d = try setUp(rules: """
-            rules:
-              - { name: fire, feed: fire_alarm, when: event == "alarm", clear_when: event == "reset", severity: critical, remind_every: 1s }
-            """)
+        let d = try setUp(
+            rules: """
+                rules:
+                  - { name: fire, feed: fire_alarm, when: event == "alarm", clear_when: event == "reset", severity: critical, remind_every: 1s }
+                """)
         defer { try? FileManager.default.removeItem(atPath: d.dir) }
         var vigil = try VigilProcess(config: d.config, workDir: d.dir)
         try vigil.waitForLog("subscriptions active")
@@ -171,9 +175,10 @@ extension DeskTests {
         try waitFor("the incident") { events(d).contains { $0.type == .opened } }
         let (code, body) = try httpGet(port: d.http, path: "/metrics")
         #expect(code == 200)
-        let exposed = Set(body.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
-            line.split(whereSeparator: { $0 == "{" || $0 == " " }).first.map(String.init)
-        })
+        let exposed = Set(
+            body.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
+                line.split(whereSeparator: { $0 == "{" || $0 == " " }).first.map(String.init)
+            })
         let dashboard = try String(contentsOfFile: repoRoot + "/contrib/grafana/vigil.json", encoding: .utf8)
         guard case .object(let root)? = try? JSONParser.parse(dashboard), case .array(let panels)? = root["panels"] else {
             Issue.record("contrib/grafana/vigil.json is not a dashboard"); return
@@ -200,6 +205,7 @@ extension DeskTests {
 /// A plain HTTP POST to 127.0.0.1: (status, body).
 func httpPost(port: Int, path: String, body: String, token: String? = nil) throws -> (Int, String) {
     let bytes = Array(body.utf8)
-    return try httpRequest(port: port, head: "POST \(path) HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(bytes.count)\r\n",
-                           body: bytes, token: token)
+    return try httpRequest(
+        port: port, head: "POST \(path) HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(bytes.count)\r\n",
+        body: bytes, token: token)
 }

@@ -28,7 +28,7 @@ import VigilStore
         var vigil = try VigilProcess(config: config, workDir: dir)
         try vigil.waitForLog("subscriptions active")
         try broker.publish(topic: "\(p)/estate/C001/charging_pile/cp-0001/telemetry", payload: #"{"t":70}"#)
-        usleep(2_300_000)   // past the 2 s checkpoint, before the 3 s timer
+        usleep(2_300_000)  // past the 2 s checkpoint, before the 3 s timer
         kill(vigil.process.processIdentifier, SIGKILL)
         vigil.process.waitUntilExit()
         usleep(300_000)
@@ -47,10 +47,10 @@ import VigilStore
 
     @Test func fiveSigkillsDuringAQoS1StreamLoseNothingAndDuplicateNothing() throws {
         let rules = """
-        rules:
-          - { name: alarm, feed: fire_alarm, when: event == "alarm", severity: critical }
-          - { name: hot, feed: charging_pile, when: t >= 65, for: 2s, clear_when: t < 55 }
-        """
+            rules:
+              - { name: alarm, feed: fire_alarm, when: event == "alarm", severity: critical }
+              - { name: hot, feed: charging_pile, when: t >= 65, for: 2s, clear_when: t < 55 }
+            """
         let (broker, dir, p, config) = try setUp(rules)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let n = 20_000
@@ -112,15 +112,17 @@ import VigilStore
         let broker = try TestBroker(extraConfig: "max_inflight_messages 0\n")
         let relay = try AckDroppingRelay(to: broker.port)
         defer { relay.stop() }
-        let (_, dir, p, config) = try setUp("rules:\n  - { name: alarm, feed: fire_alarm, when: event == \"alarm\", severity: critical }\n",
-                                            broker: broker)
+        let (_, dir, p, config) = try setUp(
+            "rules:\n  - { name: alarm, feed: fire_alarm, when: event == \"alarm\", severity: critical }\n",
+            broker: broker)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let text = try String(contentsOfFile: config, encoding: .utf8)
         try text.replacingOccurrences(of: broker.url, with: relay.url).write(toFile: config, atomically: true, encoding: .utf8)
         let n = 20_000
         let messages = (0..<n).map { i in
-            i % 100 == 0 ? ("\(p)/estate/C001/fire_alarm/fz-\(i / 100)/event", #"{"event":"alarm","n":\#(i)}"#)
-                         : ("\(p)/estate/C001/charging_pile/cp-\(i % 97)/telemetry", #"{"t":40,"n":\#(i)}"#)
+            i % 100 == 0
+                ? ("\(p)/estate/C001/fire_alarm/fz-\(i / 100)/event", #"{"event":"alarm","n":\#(i)}"#)
+                : ("\(p)/estate/C001/charging_pile/cp-\(i % 97)/telemetry", #"{"t":40,"n":\#(i)}"#)
         }
         var vigil = try VigilProcess(config: config, workDir: dir)
         try vigil.waitForLog("subscriptions active")
@@ -138,7 +140,8 @@ import VigilStore
         relay.dropUpstream(false)
         vigil = try VigilProcess(config: config, workDir: dir)
         try vigil.waitForLog("redelivered messages skipped", timeout: 30)
-        #expect(vigil.log.contains("msg=\"redelivered messages skipped\" count=\(n)"), "\(vigil.log.split(separator: "\n").filter { $0.contains("redelivered") })")
+        #expect(
+            vigil.log.contains("msg=\"redelivered messages skipped\" count=\(n)"), "\(vigil.log.split(separator: "\n").filter { $0.contains("redelivered") })")
         // Whatever else arrives is new: the next message ends the filter and is journaled.
         try broker.publish(topic: "\(p)/estate/C001/charging_pile/cp-0001/telemetry", payload: #"{"t":41,"n":\#(n)}"#)
         deadline = Date().addingTimeInterval(10)

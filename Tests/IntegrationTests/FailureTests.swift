@@ -28,8 +28,9 @@ import VigilStore
         let broker = try TestBroker()
         let dir = try makeWorkDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let config = try writeConfig(dir: dir, broker: broker, prefix: prefix(),
-                                     broker: "tls: { ca_file: /nonexistent/ca.pem, cert_file: \(dir), key_file: \(dir)/nope.key }")
+        let config = try writeConfig(
+            dir: dir, broker: broker, prefix: prefix(),
+            broker: "tls: { ca_file: /nonexistent/ca.pem, cert_file: \(dir), key_file: \(dir)/nope.key }")
         let text = try String(contentsOfFile: config, encoding: .utf8)
         try text.replacingOccurrences(of: "url: mqtt://", with: "url: mqtts://").write(toFile: config, atomically: true, encoding: .utf8)
         let (status, out, _) = try runVigil(["check", "--config", config])
@@ -155,15 +156,17 @@ import VigilStore
             try (token + "\n").write(toFile: dir + "/token", atomically: true, encoding: .utf8)
             let p = prefix()
             let port = try freePort()
-            let config = try writeConfig(dir: dir, broker: broker, prefix: p, extra: "log: { level: \(level) }\n",
-                                         http: "127.0.0.1:\(port), token_file: \(dir)/token",
-                                         broker: "username: vigil\n  password_file: \(dir)/password", dispatch: """
-                dispatch:
-                  sinks:
-                    - { name: log, type: log }
-                    - { name: file, type: file, path: \(dir)/incidents.jsonl }
-                    - { name: hook, type: webhook, url: "http://127.0.0.1:\(receiver.port)/in", secret_file: \(dir)/hook.secret }
-                """)
+            let config = try writeConfig(
+                dir: dir, broker: broker, prefix: p, extra: "log: { level: \(level) }\n",
+                http: "127.0.0.1:\(port), token_file: \(dir)/token",
+                broker: "username: vigil\n  password_file: \(dir)/password",
+                dispatch: """
+                    dispatch:
+                      sinks:
+                        - { name: log, type: log }
+                        - { name: file, type: file, path: \(dir)/incidents.jsonl }
+                        - { name: hook, type: webhook, url: "http://127.0.0.1:\(receiver.port)/in", secret_file: \(dir)/hook.secret }
+                    """)
             let vigil = try VigilProcess(config: config, workDir: dir)
             try vigil.waitForLog("subscriptions active")
             try broker.publish(topic: "\(p)/estate/C001/fire_alarm/fa-0001/event", payload: #"{"event":"alarm"}"#)
@@ -171,7 +174,7 @@ import VigilStore
             let (metricsStatus, metrics) = try httpGet(port: port, path: "/metrics", token: token)
             #expect(metricsStatus == 200)
             // A wrong token is refused (and not logged either).
-            #expect(try httpGet(port: port, path: "/metrics", token: "wrong-\(token)").0 == 200)   // loopback: GET needs none
+            #expect(try httpGet(port: port, path: "/metrics", token: "wrong-\(token)").0 == 200)  // loopback: GET needs none
             kill(vigil.process.processIdentifier, SIGHUP)
             usleep(500_000)
             #expect(vigil.stop().0 == 0)

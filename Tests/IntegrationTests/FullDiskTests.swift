@@ -40,7 +40,9 @@ import VigilTestSupport
                 return taken().count == 30 && evaluated == 3000
             }
         } catch {
-            Issue.record("\(taken().count) taken; metrics \((try? metricSamples(port: port))?.filter { $0.key.contains("readings") || $0.key.contains("pending") || $0.key.contains("halt") } ?? [:]); log:\n\(vigil.log.split(separator: "\n").suffix(30).joined(separator: "\n"))")
+            Issue.record(
+                "\(taken().count) taken; metrics \((try? metricSamples(port: port))?.filter { $0.key.contains("readings") || $0.key.contains("pending") || $0.key.contains("halt") } ?? [:]); log:\n\(vigil.log.split(separator: "\n").suffix(30).joined(separator: "\n"))"
+            )
             throw error
         }
         try waitFor("a 200 from /healthz", timeout: 30) { try httpGet(port: port, path: "/healthz").0 == 200 }
@@ -94,8 +96,9 @@ import VigilTestSupport
         try "rules:\n  - { name: each, feed: fire_alarm, when: event == \"alarm\", key: [n], severity: info }\n"
             .write(toFile: dir + "/rules/r.yaml", atomically: true, encoding: .utf8)
         // The file sink is on another disk: it shows which alarms were taken.
-        let config = try writeConfig(dir: dir, broker: broker, prefix: p, rules: dir + "/rules/*.yaml", http: "127.0.0.1:\(port)",
-                                     dispatch: "dispatch:\n  sinks:\n    - { name: file, type: file, path: \(dir)/incidents.jsonl }")
+        let config = try writeConfig(
+            dir: dir, broker: broker, prefix: p, rules: dir + "/rules/*.yaml", http: "127.0.0.1:\(port)",
+            dispatch: "dispatch:\n  sinks:\n    - { name: file, type: file, path: \(dir)/incidents.jsonl }")
         return (dir, state, config, port, p)
     }
 
@@ -103,8 +106,9 @@ import VigilTestSupport
     func messages(_ p: String, _ range: Range<Int>) -> [(topic: String, payload: String)] {
         let pad = String(repeating: "x", count: 2000)
         return range.map { i in
-            i % 100 == 0 ? ("\(p)/estate/C001/fire_alarm/fa-\(i % 50)/event", #"{"event":"alarm","n":\#(i)}"#)
-                         : ("\(p)/estate/C001/fire_alarm/fa-\(i % 50)/event", #"{"event":"heartbeat","pad":"\#(pad)","n":\#(i)}"#)
+            i % 100 == 0
+                ? ("\(p)/estate/C001/fire_alarm/fa-\(i % 50)/event", #"{"event":"alarm","n":\#(i)}"#)
+                : ("\(p)/estate/C001/fire_alarm/fa-\(i % 50)/event", #"{"event":"heartbeat","pad":"\#(pad)","n":\#(i)}"#)
         }
     }
 

@@ -11,8 +11,9 @@ import VigilTestSupport
         let dir = try makeWorkDir()
         let notify = try NotifyReceiver(dir: dir)
         let config = try writeConfig(dir: dir, broker: broker, prefix: prefix())
-        let vigil = try VigilProcess(config: config, workDir: dir,
-                                     environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"].merging(env) { $1 })
+        let vigil = try VigilProcess(
+            config: config, workDir: dir,
+            environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"].merging(env) { $1 })
         return (broker, dir, notify, vigil)
     }
 
@@ -64,9 +65,9 @@ import VigilTestSupport
         func priority(_ rule: String) -> String? {
             vigil.log.split(separator: "\n").first { $0.contains("msg=\"incident opened\"") && $0.contains("rule=\(rule) ") }.map { String($0.prefix(3)) }
         }
-        #expect(priority("fire_alarm_active") == "<2>")    // critical
-        #expect(priority("gate_forced_open") == "<4>")     // major
-        #expect(priority("device_offline") == "<5>")       // minor
+        #expect(priority("fire_alarm_active") == "<2>")  // critical
+        #expect(priority("gate_forced_open") == "<4>")  // major
+        #expect(priority("device_offline") == "<5>")  // minor
     }
 
     /// `systemctl reload vigil` runs the unit's ExecReload lines in order: a rejected
@@ -74,7 +75,8 @@ import VigilTestSupport
     @Test func theUnitsReloadChecksBeforeItSignals() throws {
         let unit = try String(contentsOfFile: repoRoot + "/systemd/vigil.service", encoding: .utf8)
         let reload = unit.split(separator: "\n").filter { $0.hasPrefix("ExecReload=") }.map { String($0.dropFirst("ExecReload=".count)) }
-        #expect(reload.count == 2 && reload[0].hasPrefix("/usr/bin/vigil check --config /etc/vigil/vigil.yaml")
+        #expect(
+            reload.count == 2 && reload[0].hasPrefix("/usr/bin/vigil check --config /etc/vigil/vigil.yaml")
                 && reload[1] == "/bin/kill -HUP $MAINPID", "\(reload)")
         let broker = try TestBroker()
         let dir = try makeWorkDir()
@@ -177,10 +179,13 @@ import VigilTestSupport
         let deadline = Date().addingTimeInterval(30)
         var channels = Set<String>()
         while Date() < deadline {
-            channels = Set(readLines(dir + "/incidents.jsonl").compactMap { line -> String? in
-                guard line.contains("\"incident.opened\""), let r = line.range(of: #""channel":"fx-[0-9]+""#, options: .regularExpression) else { return nil }
-                return String(line[r])
-            })
+            channels = Set(
+                readLines(dir + "/incidents.jsonl").compactMap { line -> String? in
+                    guard line.contains("\"incident.opened\""), let r = line.range(of: #""channel":"fx-[0-9]+""#, options: .regularExpression) else {
+                        return nil
+                    }
+                    return String(line[r])
+                })
             if channels.count == n { break }
             usleep(100_000)
         }
@@ -195,11 +200,12 @@ import VigilTestSupport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try secret.write(toFile: dir + "/password", atomically: true, encoding: .utf8)
         let p = prefix()
-        let config = try writeConfig(dir: dir, broker: broker, prefix: p,
-                                     broker: "username: vigil\n  password_file: \(dir)/password")
+        let config = try writeConfig(
+            dir: dir, broker: broker, prefix: p,
+            broker: "username: vigil\n  password_file: \(dir)/password")
         let vigil = try VigilProcess(config: config, workDir: dir, environment: ["JOURNAL_STREAM": ""])
         try vigil.waitForLog("broker refused the connection")
-        try vigil.waitForLog("retry_in=400ms")   // the backoff doubles: 200ms, 400ms, …
+        try vigil.waitForLog("retry_in=400ms")  // the backoff doubles: 200ms, 400ms, …
         // Another error path: a reload that fails.
         try FileManager.default.createDirectory(atPath: dir + "/extra", withIntermediateDirectories: true)
         kill(vigil.process.processIdentifier, SIGHUP)
@@ -235,9 +241,11 @@ import VigilTestSupport
             #expect(m != nil, "not Prometheus text: \(line)")
         }
         let samples = try metricSamples(port: port)
-        for family in ["vigil_messages_received_total", "vigil_dead_letters_total", "vigil_readings_evaluated_total",
-                       "vigil_incident_events_total", "vigil_queue_pending", "vigil_deliveries_total",
-                       "vigil_evaluation_lag_seconds", "vigil_broker_connected"] {
+        for family in [
+            "vigil_messages_received_total", "vigil_dead_letters_total", "vigil_readings_evaluated_total",
+            "vigil_incident_events_total", "vigil_queue_pending", "vigil_deliveries_total",
+            "vigil_evaluation_lag_seconds", "vigil_broker_connected",
+        ] {
             #expect(body.contains("# TYPE \(family) "), "missing \(family)")
         }
         #expect(samples["vigil_messages_received_total{feed=\"fire_alarm\"}"] == 2)

@@ -63,9 +63,12 @@ import VigilSimulate
         usleep(300_000)  // subscriptions follow the CONNACK
 
         let began = Date()
-        let (sim, errPath) = try simulate(["--broker", broker.url, "--channels", repoRoot + "/fixtures/channels.csv",
-                                           "--rate", "400", "--duration", "60s", "--anomalies", "all=2", "--silence", "45s",
-                                           "--seed", "5", "--manifest", dir + "/manifest.jsonl"], dir: dir)
+        let (sim, errPath) = try simulate(
+            [
+                "--broker", broker.url, "--channels", repoRoot + "/fixtures/channels.csv",
+                "--rate", "400", "--duration", "60s", "--anomalies", "all=2", "--silence", "45s",
+                "--seed", "5", "--manifest", dir + "/manifest.jsonl",
+            ], dir: dir)
         #expect(waitForExit(sim, seconds: 90))
         let elapsed = Date().timeIntervalSince(began)
         #expect(sim.terminationStatus == 0, "\(readLines(errPath))")
@@ -107,8 +110,11 @@ import VigilSimulate
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (vigil, config, http, _) = try startDaemon(broker: broker, dir: dir, clientID: "vigil-det", rules: "\(repoRoot)/config/rules.d/[1-5]*.yaml")
         usleep(300_000)
-        let (sim, errPath) = try simulate(["--broker", broker.url, "--channels", repoRoot + "/fixtures/channels.csv",
-                                           "--rate", "400", "--duration", "20s", "--anomalies", "all=12", "--seed", "11"], dir: dir)
+        let (sim, errPath) = try simulate(
+            [
+                "--broker", broker.url, "--channels", repoRoot + "/fixtures/channels.csv",
+                "--rate", "400", "--duration", "20s", "--anomalies", "all=12", "--seed", "11",
+            ], dir: dir)
         #expect(waitForExit(sim, seconds: 40))
         #expect(sim.terminationStatus == 0, "\(readLines(errPath))")
         var received = 0.0
@@ -144,14 +150,16 @@ import VigilSimulate
         try FileManager.default.createDirectory(atPath: dir + "/new", withIntermediateDirectories: true)
         for f in FileGlob.expand([repoRoot + "/config/rules.d/[2-5]*.yaml"]) {
             let text = try String(contentsOfFile: f, encoding: .utf8)
-                .replacingOccurrences(of: "when: event == \"door_forced\"\n    clear_after: 10m\n    severity: major",
-                                      with: "when: event == \"door_forced\"\n    clear_after: 10m\n    severity: critical")
+                .replacingOccurrences(
+                    of: "when: event == \"door_forced\"\n    clear_after: 10m\n    severity: major",
+                    with: "when: event == \"door_forced\"\n    clear_after: 10m\n    severity: critical")
             try text.write(toFile: dir + "/new/" + (f as NSString).lastPathComponent, atomically: true, encoding: .utf8)
         }
         let (btStatus, btOut, btErr) = try runVigil(["backtest", "--config", config, "--rules", dir + "/new/*.yaml", "--json"])
         #expect(btStatus == 0, "\(btErr)")
         guard case .object(let report)? = try? JSONParser.parse(btOut), case .array(let rules)? = report["rules"],
-              case .array(let onlyConfigured)? = report["only_configured"], case .array(let onlyNew)? = report["only_new"] else {
+            case .array(let onlyConfigured)? = report["only_configured"], case .array(let onlyNew)? = report["only_new"]
+        else {
             Issue.record("backtest --json: \(btOut.prefix(300))"); return
         }
         let opened = Dictionary(grouping: delivered.compactMap(IncidentEvent.decode).filter { $0.type == .opened }, by: \.rule)
@@ -173,8 +181,10 @@ import VigilSimulate
     @Test func rejectsBadUsage() throws {
         let dir = try makeWorkDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for args in [["--rate", "100"], ["--broker", "mqtt://127.0.0.1:1", "--anomalies", "meteor"],
-                     ["--output", dir + "/x.jsonl"], ["--broker", "mqtt://127.0.0.1:1", "--qos", "2"]] {
+        for args in [
+            ["--rate", "100"], ["--broker", "mqtt://127.0.0.1:1", "--anomalies", "meteor"],
+            ["--output", dir + "/x.jsonl"], ["--broker", "mqtt://127.0.0.1:1", "--qos", "2"],
+        ] {
             let (p, err) = try simulate(args, dir: dir)
             p.waitUntilExit()
             #expect(p.terminationStatus == 2, "\(args): \(readLines(err))")

@@ -52,7 +52,10 @@ import VigilTestSupport
             (try browser.script("return document.body.innerText").stringValue ?? "").contains("值班员王五")
         }
         // Every request the page made went to the daemon.
-        let urls = try browser.script("return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource')).map(function (e) { return e.name })").arrayValue ?? []
+        let urls =
+            try browser.script(
+                "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource')).map(function (e) { return e.name })"
+            ).arrayValue ?? []
         #expect(!urls.isEmpty)
         for case .string(let u) in urls { #expect(u.hasPrefix(origin), "a request outside the daemon: \(u)") }
         #expect(vigil.stop().0 == 0)
@@ -67,7 +70,8 @@ final class Browser {
 
     init(language: String, scratch: String) throws {
         guard let chrome = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
-              FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver") else {
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver")
+        else {
             throw TestFailure("the status page test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver fonts-noto-cjk)")
         }
         port = try freePort()
@@ -78,13 +82,22 @@ final class Browser {
         driver.standardError = FileHandle.nullDevice
         try driver.run()
         for _ in 0..<100 where !isListening(port) { usleep(50_000) }
-        let caps: JSONValue = ["capabilities": ["alwaysMatch": ["browserName": "chrome", "goog:chromeOptions": [
-            "binary": .string(chrome),
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
-                     .string("--lang=\(language)"), .string("--user-data-dir=\(scratch)/chrome-\(language)"), "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-            "prefs": ["intl.accept_languages": .string(language)],
-        ]]]]
+        let caps: JSONValue = [
+            "capabilities": [
+                "alwaysMatch": [
+                    "browserName": "chrome",
+                    "goog:chromeOptions": [
+                        "binary": .string(chrome),
+                        "args": [
+                            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+                            .string("--lang=\(language)"), .string("--user-data-dir=\(scratch)/chrome-\(language)"), "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        ],
+                        "prefs": ["intl.accept_languages": .string(language)],
+                    ],
+                ]
+            ]
+        ]
         let (_, answer) = try Browser.call(port, "POST", "/session", caps)
         guard let id = answer["value"]["sessionId"].stringValue else { throw TestFailure("chromedriver: no session: \(answer)") }
         session = id
@@ -102,7 +115,8 @@ final class Browser {
         var tv = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let payload = Array((body.map { JSONWriter.encode($0) } ?? "").utf8)
-        let head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(payload.count)\r\n\r\n"
+        let head =
+            "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(payload.count)\r\n\r\n"
         let req = Array(head.utf8) + payload
         _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         // Read the head, then exactly Content-Length bytes: chromedriver may keep the connection open.
@@ -117,7 +131,8 @@ final class Browser {
             if expected == nil, let end = data.firstRange(of: [13, 10, 13, 10]) {
                 let head = String(decoding: data[..<end.lowerBound], as: UTF8.self).lowercased()
                 if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
-                   let n = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) {
+                    let n = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+                {
                     expected = end.upperBound + n
                 }
             }

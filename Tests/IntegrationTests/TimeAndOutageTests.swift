@@ -44,9 +44,11 @@ import VigilStore
         let vigil = try VigilProcess(config: config, workDir: dir)
         try vigil.waitForLog("subscriptions active")
         // Every channel sends a heartbeat every 5 s, through the outage; `quiet` stops after the first round.
-        let publisher = try HeartbeatPublisher(broker: broker, messages: channels.map { c in
-            (c.channel, "\(p)/estate/\(c.community)/\(c.feed)/\(c.channel)/status", #"{"status":"online"}"#)
-        }, every: 5, quiet: quiet)
+        let publisher = try HeartbeatPublisher(
+            broker: broker,
+            messages: channels.map { c in
+                (c.channel, "\(p)/estate/\(c.community)/\(c.feed)/\(c.channel)/status", #"{"status":"online"}"#)
+            }, every: 5, quiet: quiet)
         publisher.start()
         defer { publisher.stop() }
         usleep(12_000_000)
@@ -80,10 +82,10 @@ import VigilStore
     @Test func aBacklogIsJudgedAtDeviceTimeAndReplaysToTheSameEvents() throws {
         let broker = try TestBroker()
         let rules = """
-        rules:
-          - { name: burst, feed: smart_gate, when: result == "denied", count: 3, within: 3s, clear_after: 30s }
-          - { name: hot, feed: charging_pile, when: t >= 65, for: 4s, clear_when: t < 55 }
-        """
+            rules:
+              - { name: burst, feed: smart_gate, when: result == "denied", count: 3, within: 3s, clear_after: 30s }
+              - { name: hot, feed: charging_pile, when: t >= 65, for: 4s, clear_when: t < 55 }
+            """
         let (dir, p, config) = try setUp(rules, broker: broker, extra: "readings: { late_after: 1s }")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var vigil = try VigilProcess(config: config, workDir: dir)
@@ -116,11 +118,11 @@ import VigilStore
     @Test func aSigkillInTheMiddleOfABacklogDrainChangesNoId() throws {
         let broker = try TestBroker()
         let rules = """
-        rules:
-          - { name: alarm, feed: fire_alarm, when: event == "alarm", clear_when: event == "reset", severity: critical }
-          - { name: burst, feed: smart_gate, when: result == "denied", count: 3, within: 200ms, clear_after: 1s }
-          - { name: hot, feed: charging_pile, when: t >= 65, for: 300ms, clear_when: t < 55 }
-        """
+            rules:
+              - { name: alarm, feed: fire_alarm, when: event == "alarm", clear_when: event == "reset", severity: critical }
+              - { name: burst, feed: smart_gate, when: result == "denied", count: 3, within: 200ms, clear_after: 1s }
+              - { name: hot, feed: charging_pile, when: t >= 65, for: 300ms, clear_when: t < 55 }
+            """
         let (dir, p, config) = try setUp(rules, broker: broker, extra: "readings: { late_after: 1s }")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var vigil = try VigilProcess(config: config, workDir: dir)
@@ -129,7 +131,7 @@ import VigilStore
         let n = 20_000
         let base = Time.now()
         let messages: [(topic: String, payload: String)] = (0..<n).map { i in
-            let ts = base + Millis(i / 10)    // 2 s of device time
+            let ts = base + Millis(i / 10)  // 2 s of device time
             switch i % 10 {
             case 0: return ("\(p)/estate/C001/fire_alarm/fa-\(i % 50)/event", #"{"ts":\#(ts),"event":"\#(i % 400 < 200 ? "alarm" : "reset")","n":\#(i)}"#)
             case 1, 2: return ("\(p)/estate/C001/smart_gate/sg-\(i % 7)/event", #"{"ts":\#(ts),"result":"\#(i % 3 == 0 ? "granted" : "denied")","n":\#(i)}"#)
@@ -176,16 +178,19 @@ import VigilStore
     @Test(arguments: ["3.1.1", "5"])
     func nothingPublishedWhileVigilIsAwayIsLost(protocolVersion: String) throws {
         let broker = try TestBroker()
-        let (dir, p, config) = try setUp("rules:\n  - { name: alarm, feed: fire_alarm, when: event == \"alarm\" }\n", broker: broker,
-                                         extraBroker: "protocol: \"\(protocolVersion)\"")
+        let (dir, p, config) = try setUp(
+            "rules:\n  - { name: alarm, feed: fire_alarm, when: event == \"alarm\" }\n", broker: broker,
+            extraBroker: "protocol: \"\(protocolVersion)\"")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var vigil = try VigilProcess(config: config, workDir: dir)
         try vigil.waitForLog("subscriptions active")
         #expect(vigil.stop().0 == 0)
         let n = 1000
-        try publishAll(broker: broker, messages: (0..<n).map { i in
-            ("\(p)/estate/C001/fire_alarm/fa-\(i % 40)/event", #"{"event":"\#(i % 10 == 0 ? "alarm" : "heartbeat")","n":\#(i)}"#)
-        })
+        try publishAll(
+            broker: broker,
+            messages: (0..<n).map { i in
+                ("\(p)/estate/C001/fire_alarm/fa-\(i % 40)/event", #"{"event":"\#(i % 10 == 0 ? "alarm" : "heartbeat")","n":\#(i)}"#)
+            })
         vigil = try VigilProcess(config: config, workDir: dir)
         try waitFor("\(n) readings", timeout: 30) { (try journalCounts(dir + "/state/vigil.db")).count == n }
         usleep(500_000)

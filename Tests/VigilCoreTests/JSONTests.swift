@@ -38,9 +38,9 @@ import Testing
         let bytes: [UInt8] = Array(#"{"a":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)
         #expect(throws: JSONError.invalidUTF8(offset: 6)) { try JSONParser.parse(bytes) }
         #expect(!UTF8Validation.isValid([0xED, 0xA0, 0x80]))  // a surrogate
-        #expect(!UTF8Validation.isValid([0xC0, 0xAF]))        // overlong
+        #expect(!UTF8Validation.isValid([0xC0, 0xAF]))  // overlong
         #expect(!UTF8Validation.isValid([0xF4, 0x90, 0x80, 0x80]))  // above U+10FFFF
-        #expect(!UTF8Validation.isValid([0xE4, 0xB8]))        // truncated
+        #expect(!UTF8Validation.isValid([0xE4, 0xB8]))  // truncated
         #expect(UTF8Validation.isValid(Array("君正长河华府 😀 plain ascii text longer than eight".utf8)))
     }
 
@@ -52,8 +52,10 @@ import Testing
     }
 
     @Test func numbersRoundTripInShortestForm() throws {
-        for (text, out) in [("71", "71"), ("70.5", "70.5"), ("0.1", "0.1"), ("-3", "-3"), ("1e-7", "1e-07"),
-                            ("123456789012345678", "1.2345678901234568e+17"), ("0", "0"), ("-0", "0"), ("2.50", "2.5")] {
+        for (text, out) in [
+            ("71", "71"), ("70.5", "70.5"), ("0.1", "0.1"), ("-3", "-3"), ("1e-7", "1e-07"),
+            ("123456789012345678", "1.2345678901234568e+17"), ("0", "0"), ("-0", "0"), ("2.50", "2.5"),
+        ] {
             let v = try JSONParser.parse(text)
             #expect(v.description == out, "\(text)")
         }

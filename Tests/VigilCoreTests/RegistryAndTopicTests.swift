@@ -19,7 +19,7 @@ import Testing
         let utf8 = Array("channel,feed,community_name\ncp-0001,charging_pile,君正长河华府\n".utf8)
         let text = try ChannelRegistry.text(of: [0xEF, 0xBB, 0xBF] + utf8, path: "/etc/vigil/channels.csv").get()
         let (reg, diags) = ChannelRegistry.parse(text, path: "c.csv", knownFeeds: feeds)
-        #expect(diags.isEmpty && reg.lookup("cp-0001") != nil)   // the first column is "channel", not "\u{FEFF}channel"
+        #expect(diags.isEmpty && reg.lookup("cp-0001") != nil)  // the first column is "channel", not "\u{FEFF}channel"
         // 君正 in GB18030, on the second line, after "cp-0001,charging_pile,".
         let gb: [UInt8] = Array("channel,feed,community_name\ncp-0001,charging_pile,".utf8) + [0xBE, 0xFD, 0xD5, 0xFD] + [0x0A]
         guard case .failure(let d) = ChannelRegistry.text(of: gb, path: "/etc/vigil/channels.csv") else {
@@ -33,11 +33,12 @@ import Testing
         let text = "channel,feed\na,fire_alarm\nb,lift\na,fire_alarm\nc\n"
         let (reg, diags) = ChannelRegistry.parse(text, path: "c.csv", knownFeeds: feeds)
         #expect(reg.count == 1)
-        #expect(diags.map(\.description) == [
-            "c.csv:3:3: error: unknown feed 'lift' for channel 'b' — known feeds: charging_pile, fire_alarm, smart_gate",
-            "c.csv:4:1: error: duplicate channel 'a' (first on line 2)",
-            "c.csv:5:1: error: this row has 1 fields, the header has 2",
-        ])
+        #expect(
+            diags.map(\.description) == [
+                "c.csv:3:3: error: unknown feed 'lift' for channel 'b' — known feeds: charging_pile, fire_alarm, smart_gate",
+                "c.csv:4:1: error: duplicate channel 'a' (first on line 2)",
+                "c.csv:5:1: error: this row has 1 fields, the header has 2",
+            ])
     }
 
     @Test func needsChannelAndFeedColumns() {
@@ -86,8 +87,9 @@ import Testing
             Subscription(pattern: try! TopicPattern("estate/{community}/{feed}/{channel}/status"), feed: .capture("feed")),
         ]
         let (reg, _) = ChannelRegistry.parse("channel,feed\nfa-1,fire_alarm\n", path: "r", knownFeeds: nil)
-        return ReadingDecoder(subscriptions: subs, registry: reg, unknownChannels: reject ? .reject : .accept,
-                              limits: .init(maxPayload: 64, maxDepth: 3))
+        return ReadingDecoder(
+            subscriptions: subs, registry: reg, unknownChannels: reject ? .reject : .accept,
+            limits: .init(maxPayload: 64, maxDepth: 3))
     }
 
     func reason(_ topic: String, _ payload: [UInt8], reject: Bool = false) -> DeadLetterReason? {

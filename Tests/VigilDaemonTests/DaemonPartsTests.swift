@@ -39,7 +39,7 @@ import VigilCore
         var logged = 0
         for i in 0..<1000 { if case .log = r.decide(now: 10_000 + Millis(i % 900)) { logged += 1 } }
         #expect(logged == 5)
-        #expect(r.flush(now: 10_500) == nil)       // not before the second is over
+        #expect(r.flush(now: 10_500) == nil)  // not before the second is over
         #expect(r.flush(now: 11_000) == 995)
         #expect(r.flush(now: 12_000) == nil)
         if case .log = r.decide(now: 13_000) {} else { Issue.record("a new second logs again") }

@@ -32,18 +32,21 @@ import VigilCore
 
     @Test func eachVendorGetsItsOwnFormatAndAnErrcodeIsARefusal() {
         let zone = TimeZone(identifier: "Asia/Shanghai")!
-        let ding = ChatSink(name: "d", vendor: .dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=t", secret: "SECtest-secret",
-                            timeout: 1000, timeZone: zone, language: .zh)
+        let ding = ChatSink(
+            name: "d", vendor: .dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=t", secret: "SECtest-secret",
+            timeout: 1000, timeZone: zone, language: .zh)
         let (url, body) = ding.request(for: ChatCardTests.event, now: 1_795_852_800_000)
         #expect(url == "https://oapi.dingtalk.com/robot/send?access_token=t&timestamp=1795852800000&sign=En%2FixS1H4HK5wcNnGO%2FhXo6azLJOzirFJami5crDOLk%3D")
         #expect(body.contains(#""msgtype":"markdown""#))
-        let feishu = ChatSink(name: "f", vendor: .feishu, url: "https://open.feishu.cn/open-apis/bot/v2/hook/x", secret: "fs-secret",
-                              timeout: 1000, timeZone: zone, language: .zh)
+        let feishu = ChatSink(
+            name: "f", vendor: .feishu, url: "https://open.feishu.cn/open-apis/bot/v2/hook/x", secret: "fs-secret",
+            timeout: 1000, timeZone: zone, language: .zh)
         let fb = feishu.request(for: ChatCardTests.event, now: 1_795_852_800_123).body
         #expect(fb.contains(#""timestamp":"1795852800""#) && fb.contains(#""sign":"oxS6esjjpb1AsZ5d4w+q56W/zOh89iNmavlyR/b2Xr0=""#))
         #expect(fb.contains(#""msg_type":"interactive""#) && fb.contains(#""template":"red""#))
-        let wecom = ChatSink(name: "w", vendor: .wecom, url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", secret: nil,
-                             timeout: 1000, timeZone: zone, language: .zh)
+        let wecom = ChatSink(
+            name: "w", vendor: .wecom, url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", secret: nil,
+            timeout: 1000, timeZone: zone, language: .zh)
         #expect(wecom.request(for: ChatCardTests.event, now: 0).url == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k")
         #expect(ding.refusal(Array(#"{"errcode":0,"errmsg":"ok"}"#.utf8)) == nil)
         #expect(ding.refusal(Array(#"{"errcode":310000,"errmsg":"sign not match"}"#.utf8)) == "dingtalk errcode 310000: sign not match")

@@ -5,9 +5,10 @@ import VigilStore
 @testable import VigilDispatch
 
 func event(_ id: String, incident: String, _ type: IncidentEventType = .opened, severity: Severity = .major, route: String = "fire_safety") -> IncidentEvent {
-    IncidentEvent(eventID: id, type: type, incidentID: incident, rule: "r", severity: severity, route: route, feed: "fire_alarm",
-                  channel: "fa-1", key: JSONObject([("channel", "fa-1")]), title: "t", labels: JSONObject(), channelInfo: JSONObject(),
-                  startedAt: 0, openedAt: 0, resolvedAt: nil, at: 0, count: 1, reading: nil)
+    IncidentEvent(
+        eventID: id, type: type, incidentID: incident, rule: "r", severity: severity, route: route, feed: "fire_alarm",
+        channel: "fa-1", key: JSONObject([("channel", "fa-1")]), title: "t", labels: JSONObject(), channelInfo: JSONObject(),
+        startedAt: 0, openedAt: 0, resolvedAt: nil, at: 0, count: 1, reading: nil)
 }
 
 func scratchDatabase() throws -> (Database, String) {
@@ -36,8 +37,11 @@ func scratchDatabase() throws -> (Database, String) {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let q = try EventQueue(db: db)
         try db.transaction {
-            try q.enqueue([event("minor-1", incident: "a", severity: .minor), event("crit-1", incident: "b", severity: .critical),
-                           event("major-1", incident: "c"), event("crit-2", incident: "d", severity: .critical)], sinks: all, now: 0)
+            try q.enqueue(
+                [
+                    event("minor-1", incident: "a", severity: .minor), event("crit-1", incident: "b", severity: .critical),
+                    event("major-1", incident: "c"), event("crit-2", incident: "d", severity: .critical),
+                ], sinks: all, now: 0)
         }
         let cursor = try SinkCursor(db: db, sink: "file")
         #expect(try cursor.nextBatch(now: 0, limit: 10).map(\.eventID) == ["crit-1", "crit-2", "major-1", "minor-1"])
@@ -48,8 +52,11 @@ func scratchDatabase() throws -> (Database, String) {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let q = try EventQueue(db: db)
         try db.transaction {
-            try q.enqueue([event("open", incident: "x"), event("other", incident: "y"),
-                           event("update", incident: "x", .updated), event("resolve", incident: "x", .resolved)], sinks: all, now: 0)
+            try q.enqueue(
+                [
+                    event("open", incident: "x"), event("other", incident: "y"),
+                    event("update", incident: "x", .updated), event("resolve", incident: "x", .resolved),
+                ], sinks: all, now: 0)
         }
         let cursor = try SinkCursor(db: db, sink: "file")
         let batch = try cursor.nextBatch(now: 0, limit: 10)
@@ -75,8 +82,11 @@ func scratchDatabase() throws -> (Database, String) {
             EventQueue.SinkRoute(name: "fire", routes: ["fire_safety"], minSeverity: .major),
         ]
         let added = try db.transaction {
-            try q.enqueue([event("a", incident: "1", severity: .critical), event("b", incident: "2", severity: .minor),
-                           event("c", incident: "3", route: "maintenance")], sinks: sinks, now: 0)
+            try q.enqueue(
+                [
+                    event("a", incident: "1", severity: .critical), event("b", incident: "2", severity: .minor),
+                    event("c", incident: "3", route: "maintenance"),
+                ], sinks: sinks, now: 0)
         }
         #expect(added == ["file": 3, "fire": 1])
         let fire = try SinkCursor(db: db, sink: "fire")
@@ -92,7 +102,8 @@ func scratchDatabase() throws -> (Database, String) {
     @Test func aVersion1QueueIsMigrated() throws {
         let (db, dir) = try scratchDatabase()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try db.execute("""
+        try db.execute(
+            """
             CREATE TABLE events(seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, incident_id TEXT NOT NULL,
                 type TEXT NOT NULL, rule TEXT NOT NULL, severity INTEGER NOT NULL, created_at INTEGER NOT NULL, body TEXT NOT NULL);
             CREATE TABLE deliveries(sink TEXT NOT NULL, seq INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, severity INTEGER NOT NULL,
@@ -131,8 +142,10 @@ func scratchDatabase() throws -> (Database, String) {
         _ = db
         let sink = FileSink(name: "file", path: dir + "/out/incidents.jsonl")
         try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
-        let batch = [EventQueue.Pending(seq: 1, severity: 3, eventID: "e", incidentID: "i", body: #"{"a":1}"#, attempts: 0, createdAt: 0),
-                     EventQueue.Pending(seq: 2, severity: 3, eventID: "f", incidentID: "i", body: #"{"b":2}"#, attempts: 0, createdAt: 0)]
+        let batch = [
+            EventQueue.Pending(seq: 1, severity: 3, eventID: "e", incidentID: "i", body: #"{"a":1}"#, attempts: 0, createdAt: 0),
+            EventQueue.Pending(seq: 2, severity: 3, eventID: "f", incidentID: "i", body: #"{"b":2}"#, attempts: 0, createdAt: 0),
+        ]
         let outcomes = await sink.deliver(batch)
         #expect(outcomes.count == 2)
         if case .delivered = outcomes[0] {} else { Issue.record("not delivered") }
@@ -166,7 +179,7 @@ func scratchDatabase() throws -> (Database, String) {
     @Test func anIdleWorkerSleepsAfterARing() async {
         let bell = Doorbell()
         bell.ring()
-        await bell.wait(timeoutMs: 1000)          // returns at once: rung before
+        await bell.wait(timeoutMs: 1000)  // returns at once: rung before
         let start = ContinuousClock.now
         for _ in 0..<3 { await bell.wait(timeoutMs: 100) }
         #expect(ContinuousClock.now - start >= .milliseconds(290))
@@ -177,11 +190,11 @@ func scratchDatabase() throws -> (Database, String) {
         async let waited: Void = bell.wait(timeoutMs: 600_000)
         try? await Task.sleep(for: .milliseconds(50))
         bell.ring()
-        await waited                              // woken by the ring, not the ten-minute timeout
+        await waited  // woken by the ring, not the ten-minute timeout
         bell.ring(); bell.ring()
-        await bell.wait(timeoutMs: 600_000)       // the remembered ring
+        await bell.wait(timeoutMs: 600_000)  // the remembered ring
         let second = ContinuousClock.now
-        await bell.wait(timeoutMs: 100)           // nothing remembered: the timeout
+        await bell.wait(timeoutMs: 100)  // nothing remembered: the timeout
         #expect(ContinuousClock.now - second >= .milliseconds(90))
     }
 }

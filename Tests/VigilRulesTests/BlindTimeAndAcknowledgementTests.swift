@@ -19,8 +19,9 @@ struct Feed {
         self.dir = dir
         t0 = Time.parse("2026-01-01T00:00:00Z")!
         let decoder = ReadingDecoder(subscriptions: standardSubscriptions, registry: registry, unknownChannels: .accept, limits: .init())
-        evaluator = Evaluator(engine: RuleEngine(ruleSet: set, registry: registry), decoder: decoder,
-                              timeline: Timeline(lateAfter: Harness.offset(lateAfter)), deviceTime: DeviceTime.Path("ts"))
+        evaluator = Evaluator(
+            engine: RuleEngine(ruleSet: set, registry: registry), decoder: decoder,
+            timeline: Timeline(lateAfter: Harness.offset(lateAfter)), deviceTime: DeviceTime.Path("ts"))
         evaluator.engine.start(at: t0)
     }
 
@@ -45,19 +46,19 @@ struct Feed {
 }
 
 let silence = """
-rules:
-  - name: silent
-    feed: fire_alarm
-    absent_for: 20s
-    severity: minor
-"""
+    rules:
+      - name: silent
+        feed: fire_alarm
+        absent_for: 20s
+        severity: minor
+    """
 
 let panels = """
-channel,feed,community
-fa-03,fire_alarm,C001
-fa-01,fire_alarm,C001
-fa-02,fire_alarm,C001
-"""
+    channel,feed,community
+    fa-03,fire_alarm,C001
+    fa-01,fire_alarm,C001
+    fa-02,fire_alarm,C001
+    """
 
 @Suite struct BlindTimeTests {
     func heartbeat(_ f: inout Feed, _ at: String, _ channel: String) {
@@ -71,7 +72,7 @@ fa-02,fire_alarm,C001
             if t == 0 { heartbeat(&f, "2s", "fa-03") }  // fa-03 goes quiet here
         }
         f.mark("12s", .lost)
-        f.advance("50s")                          // blind: the clock stands still
+        f.advance("50s")  // blind: the clock stands still
         #expect(f.events.isEmpty)
         f.mark("60s", .connected)
         for t in stride(from: 61, through: 100, by: 5) {
@@ -98,8 +99,10 @@ fa-02,fire_alarm,C001
         f.mark("5s", .lost)
         var timeline = Timeline(lateAfter: 10_000)
         let bytes = f.evaluator.engine.checkpoint(timeline: f.evaluator.timeline)
-        let (restored, _) = try #require(RuleEngine.restore(bytes, ruleSet: f.evaluator.engine.ruleSet,
-                                                             registry: f.evaluator.engine.registry, timeline: &timeline))
+        let (restored, _) = try #require(
+            RuleEngine.restore(
+                bytes, ruleSet: f.evaluator.engine.ruleSet,
+                registry: f.evaluator.engine.registry, timeline: &timeline))
         #expect(restored.isBlind && timeline.blind)
         #expect(restored.checkpoint(timeline: timeline) == bytes)
         f.evaluator.engine = restored
@@ -112,19 +115,19 @@ fa-02,fire_alarm,C001
 }
 
 let alarm = """
-rules:
-  - name: fire
-    feed: fire_alarm
-    when: event == "alarm"
-    clear_when: event == "reset"
-    severity: critical
-    remind_every: 5m
-  - name: debris
-    feed: fire_alarm
-    when: event == "fault"
-    clear_after: 10m
-    remind_every: 5m
-"""
+    rules:
+      - name: fire
+        feed: fire_alarm
+        when: event == "alarm"
+        clear_when: event == "reset"
+        severity: critical
+        remind_every: 5m
+      - name: debris
+        feed: fire_alarm
+        when: event == "fault"
+        clear_after: 10m
+        remind_every: 5m
+    """
 
 @Suite struct AcknowledgementTests {
     func alarmAt(_ f: inout Feed, _ at: String, _ event: String) {
@@ -140,8 +143,11 @@ rules:
         #expect(f.ack("13m", id, by: "李四") == .already)
         f.advance("20m")
         alarmAt(&f, "21m", "reset")
-        #expect(f.summary == ["0s opened fire fa-01", "5m reminded fire fa-01", "10m reminded fire fa-01",
-                              "12m acknowledged fire fa-01", "21m resolved fire fa-01"])
+        #expect(
+            f.summary == [
+                "0s opened fire fa-01", "5m reminded fire fa-01", "10m reminded fire fa-01",
+                "12m acknowledged fire fa-01", "21m resolved fire fa-01",
+            ])
         #expect(f.events[1].reminder == 1 && f.events[2].reminder == 2)
         let acked = f.events[3]
         #expect(acked.note == "on my way" && acked.acknowledgedBy == "张三" && acked.acknowledgedAt == f.at("12m"))
@@ -166,8 +172,10 @@ rules:
         alarmAt(&f, "0s", "alarm")
         #expect(f.ack("1m", f.events[0].incidentID, by: "王五") == .acknowledged)
         var timeline = Timeline()
-        let (restored, _) = try #require(RuleEngine.restore(f.evaluator.engine.checkpoint(), ruleSet: f.evaluator.engine.ruleSet,
-                                                             registry: f.evaluator.engine.registry, timeline: &timeline))
+        let (restored, _) = try #require(
+            RuleEngine.restore(
+                f.evaluator.engine.checkpoint(), ruleSet: f.evaluator.engine.ruleSet,
+                registry: f.evaluator.engine.registry, timeline: &timeline))
         f.evaluator.engine = restored
         f.advance("20m")
         alarmAt(&f, "21m", "reset")

@@ -7,7 +7,7 @@ import VigilIngest
 
 /// One broken file and the error `vigil check` must report for it.
 struct BrokenCase: CustomStringConvertible, Sendable {
-    var kind: String   // rules | config | channels
+    var kind: String  // rules | config | channels
     var text: String
     var line: Int
     var column: Int
@@ -25,32 +25,54 @@ let brokenCases: [BrokenCase] = [
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: abs(x, 1) > 2\n", line: 3, column: 11, message: "abs() takes 1 argument, not 2"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x > 1\n    for: 30 s\n", line: 4, column: 10, message: "duration '30 s' — write 30s"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x > 1\n    for: soon\n", line: 4, column: 10, message: "for: duration 'soon'"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    when: x > 1\n    severity: urgent\n", line: 4, column: 15, message: "severity 'urgent' — use info, minor, major or critical"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    when: x > 1\n    severity: urgent\n", line: 4, column: 15,
+        message: "severity 'urgent' — use info, minor, major or critical"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x > 1\n    colour: red\n", line: 4, column: 5, message: "unknown key 'colour' in a rule"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x > 1\n    fro: 30s\n", line: 4, column: 5, message: "did you mean 'for'?"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    feed: charging_pile\n", line: 2, column: 5, message: "rule 'a' needs 'when'"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n    count: 3\n", line: 4, column: 5, message: "'count' needs 'within'"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n    within: 1m\n", line: 4, column: 5, message: "'within' needs 'count'"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n    for: 1m\n    count: 3\n    within: 1m\n", line: 5, column: 5, message: "'for' and 'count' exclude each other"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    when: x\n    for: 1m\n    count: 3\n    within: 1m\n", line: 5, column: 5,
+        message: "'for' and 'count' exclude each other"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n    count: 0\n    within: 1m\n", line: 4, column: 12, message: "count must be at least 1"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n    count: many\n    within: 1m\n", line: 4, column: 12, message: "count must be a whole number"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    when: x\n    count: many\n    within: 1m\n", line: 4, column: 12, message: "count must be a whole number"
+    ),
     .init(kind: "rules", text: "rules:\n  - name: a\n    absent_for: 10m\n    for: 1m\n", line: 4, column: 5, message: "'for' does not go with 'absent_for'"),
     .init(kind: "rules", text: "rules:\n  - name: Bad Name\n    when: x\n", line: 2, column: 11, message: "rule name 'Bad Name'"),
     .init(kind: "rules", text: "rules:\n  - when: x\n", line: 2, column: 5, message: "a rule needs a name"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n  - name: a\n    when: y\n", line: 4, column: 5, message: "rule name 'a' is already used at"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    feed: lift\n    when: x\n", line: 3, column: 11, message: "unknown feed 'lift'"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    feed: [fire_alarm, smart_gat]\n    when: x\n", line: 3, column: 24, message: "did you mean 'smart_gate'?"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    feed: [fire_alarm, smart_gat]\n    when: x\n", line: 3, column: 24, message: "did you mean 'smart_gate'?"
+    ),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n    title: \"{{channel\"\n", line: 4, column: 13, message: "title: '{{' is not closed"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n    labels: { z: \"{{ 1 + }}\" }\n", line: 4, column: 26, message: "label 'z': the expression ends too early"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    when: x\n    labels: { z: \"{{ 1 + }}\" }\n", line: 4, column: 26,
+        message: "label 'z': the expression ends too early"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n    key: [\"1 + 2\"]\n", line: 4, column: 11, message: "key '1 + 2' must be a name"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    absent_for: 10m\n    key: [temperature]\n", line: 4, column: 11, message: "an absence rule's key can only use the channel"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\n    clear_after: 1m\n    clear_for: 1m\n", line: 5, column: 5, message: "'clear_for' needs 'clear_when'"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\ninhibit:\n  - { source: nope, target: a }\n", line: 5, column: 15, message: "inhibit source 'nope' is not a rule"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\ninhibit:\n  - { source: a, target: \"zz_*\" }\n", line: 5, column: 26, message: "inhibit target 'zz_*' matches no rule"),
-    .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\ninhibit:\n  - { source: a, target: a, equal: [temperature] }\n", line: 5, column: 37, message: "equal field 'temperature' must name the channel"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    absent_for: 10m\n    key: [temperature]\n", line: 4, column: 11,
+        message: "an absence rule's key can only use the channel"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    when: x\n    clear_after: 1m\n    clear_for: 1m\n", line: 5, column: 5,
+        message: "'clear_for' needs 'clear_when'"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    when: x\ninhibit:\n  - { source: nope, target: a }\n", line: 5, column: 15,
+        message: "inhibit source 'nope' is not a rule"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    when: x\ninhibit:\n  - { source: a, target: \"zz_*\" }\n", line: 5, column: 26,
+        message: "inhibit target 'zz_*' matches no rule"),
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    when: x\ninhibit:\n  - { source: a, target: a, equal: [temperature] }\n", line: 5, column: 37,
+        message: "equal field 'temperature' must name the channel"),
     .init(kind: "rules", text: "maintenance:\n  - name: m\n    schedule: \"Mon-Fri 02:00-25:00\"\n", line: 3, column: 15, message: "time range '02:00-25:00'"),
     .init(kind: "rules", text: "maintenance:\n  - name: m\n    schedule: \"Moonday 02:00-04:00\"\n", line: 3, column: 15, message: "day 'Moonday'"),
-    .init(kind: "rules", text: "maintenance:\n  - name: m\n    schedule: \"daily 02:00-04:00\"\n    timezone: Mars/Olympus\n", line: 4, column: 15, message: "unknown time zone 'Mars/Olympus'"),
+    .init(
+        kind: "rules", text: "maintenance:\n  - name: m\n    schedule: \"daily 02:00-04:00\"\n    timezone: Mars/Olympus\n", line: 4, column: 15,
+        message: "unknown time zone 'Mars/Olympus'"),
     .init(kind: "rules", text: "maintenance:\n  - name: m\n    match: channel == \"x\"\n", line: 2, column: 5, message: "needs 'schedule' or 'from'/'until'"),
     .init(kind: "rules", text: "maintenance:\n  - name: m\n    from: tomorrow\n", line: 3, column: 11, message: "from 'tomorrow' — write an RFC 3339 time"),
     .init(kind: "rules", text: "rules:\n  - name: a\n    when: x\nalerts: []\n", line: 4, column: 1, message: "unknown key 'alerts' in a rule file"),
@@ -65,11 +87,14 @@ let brokenCases: [BrokenCase] = [
     .init(kind: "config", text: "dispatch:\n  sinks:\n    - { name: x, type: pigeon }\n", line: 3, column: 24, message: "unknown sink type 'pigeon'"),
     .init(kind: "config", text: "dispatch:\n  overflow: drop\n", line: 2, column: 13, message: "overflow must be block or shed"),
     .init(kind: "config", text: "subscriptions:\n  - { topic: \"a/#/b\", feed: x }\n", line: 2, column: 14, message: "'#' must be the last level"),
-    .init(kind: "config", text: "subscriptions:\n  - { topic: \"a/{x}/b\", feed: \"{y}\" }\n", line: 2, column: 31, message: "feed '{y}' names a capture the topic does not have"),
+    .init(
+        kind: "config", text: "subscriptions:\n  - { topic: \"a/{x}/b\", feed: \"{y}\" }\n", line: 2, column: 31,
+        message: "feed '{y}' names a capture the topic does not have"),
     .init(kind: "config", text: "log:\n  level: loud\n", line: 2, column: 10, message: "log level 'loud'"),
     .init(kind: "config", text: "http:\n  listen: localhost\n", line: 2, column: 11, message: "listen 'localhost'"),
     // Channel registries.
-    .init(kind: "channels", text: "channel,feed\nfa-1,fire_alarm\nfa-1,fire_alarm\n", line: 3, column: 1, message: "duplicate channel 'fa-1' (first on line 2)"),
+    .init(
+        kind: "channels", text: "channel,feed\nfa-1,fire_alarm\nfa-1,fire_alarm\n", line: 3, column: 1, message: "duplicate channel 'fa-1' (first on line 2)"),
     .init(kind: "channels", text: "channel,feed,community\nfa-1,lift,C1\n", line: 2, column: 6, message: "unknown feed 'lift'"),
 ]
 
@@ -143,8 +168,10 @@ let brokenCases: [BrokenCase] = [
 
     @Test func tokenSoupsNeverCrashTheExpressionParser() {
         var rng = RNG(state: 42)
-        let tokens = ["x", "a.b", "[", "]", "(", ")", "&&", "||", "!", "not", "in", "contains", "matches", "==", "!=", "<", ">=",
-                      "+", "-", "*", "/", "%", "1", "2.5", "\"s\"", "'t'", "null", "true", ",", ".", "abs", "len(", "\"[\"", "\\", "{{", "}}", "é", "="]
+        let tokens = [
+            "x", "a.b", "[", "]", "(", ")", "&&", "||", "!", "not", "in", "contains", "matches", "==", "!=", "<", ">=",
+            "+", "-", "*", "/", "%", "1", "2.5", "\"s\"", "'t'", "null", "true", ",", ".", "abs", "len(", "\"[\"", "\\", "{{", "}}", "é", "=",
+        ]
         for _ in 0..<5000 {
             let n = Int.random(in: 1...12, using: &rng)
             let text = (0..<n).map { _ in tokens.randomElement(using: &rng)! }.joined(separator: Bool.random(using: &rng) ? " " : "")
@@ -161,8 +188,10 @@ let brokenCases: [BrokenCase] = [
     @Test func randomBytesNeverCrashTheRuleLoader() {
         var rng = RNG(state: 7)
         let dir = TempDir()
-        let pieces = ["rules:\n", "  - name: a\n", "    when: ", "x > 1", "\n", "for: ", "30s", "count: 3\n", "{", "}", "[", "]", ":",
-                      "- ", "\"", "'", "&&", "absent_for: 1m\n", "inhibit:\n", "maintenance:\n", "  ", "\t", "#", "*", "&a", "!tag "]
+        let pieces = [
+            "rules:\n", "  - name: a\n", "    when: ", "x > 1", "\n", "for: ", "30s", "count: 3\n", "{", "}", "[", "]", ":",
+            "- ", "\"", "'", "&&", "absent_for: 1m\n", "inhibit:\n", "maintenance:\n", "  ", "\t", "#", "*", "&a", "!tag ",
+        ]
         for i in 0..<400 {
             var bytes: [UInt8]
             if i % 2 == 0 {

@@ -5,20 +5,20 @@ import VigilCore
 
 @Suite struct CheckpointTests {
     let rules = """
-    rules:
-      - { name: hot, feed: charging_pile, when: t >= 65, for: 30s, clear_when: t < 55, update_every: 0s }
-      - { name: burst, feed: smart_gate, when: result == "denied", count: 3, within: 1m }
-      - { name: silent, feed: fire_alarm, absent_for: 5m }
-      - { name: spike, feed: charging_pile, when: t >= 90, clear_after: 2m, title: "{{channel}} {{t}}" }
-    """
+        rules:
+          - { name: hot, feed: charging_pile, when: t >= 65, for: 30s, clear_when: t < 55, update_every: 0s }
+          - { name: burst, feed: smart_gate, when: result == "denied", count: 3, within: 1m }
+          - { name: silent, feed: fire_alarm, absent_for: 5m }
+          - { name: spike, feed: charging_pile, when: t >= 90, clear_after: 2m, title: "{{channel}} {{t}}" }
+        """
     let channels = """
-    channel,feed,building
-    cp-1,charging_pile,B1
-    cp-2,charging_pile,B2
-    sg-1,smart_gate,G
-    fa-1,fire_alarm,B1
-    fa-2,fire_alarm,B2
-    """
+        channel,feed,building
+        cp-1,charging_pile,B1
+        cp-2,charging_pile,B2
+        sg-1,smart_gate,G
+        fa-1,fire_alarm,B1
+        fa-2,fire_alarm,B2
+        """
 
     /// A scripted stream: (offset, topic, payload).
     func stream() -> [(String, String, JSONValue)] {
@@ -50,7 +50,7 @@ import VigilCore
                 Issue.record("checkpoint did not restore"); return
             }
             #expect(kept.count == 4)
-            #expect(restored.checkpoint() == bytes)   // a round trip changes nothing
+            #expect(restored.checkpoint() == bytes)  // a round trip changes nothing
             var second = first
             second.engine = restored
             second.events = first.events

@@ -7,14 +7,14 @@ import VigilCore
 
 @Suite struct CountRuleTests {
     let burst = """
-    rules:
-      - name: gate_denied_burst
-        feed: smart_gate
-        when: result == "denied"
-        count: 5
-        within: 2m
-        clear_after: 10m
-    """
+        rules:
+          - name: gate_denied_burst
+            feed: smart_gate
+            when: result == "denied"
+            count: 5
+            within: 2m
+            clear_after: 10m
+        """
 
     func gate(_ h: inout Harness, _ at: String, _ result: String) {
         h.send(at, "estate/C017/smart_gate/sg-0001/event", ["event": "access", "result": .string(result)])
@@ -23,7 +23,7 @@ import VigilCore
     @Test func opensOnTheFifthWithinTheWindow() throws {
         var h = try Harness(burst, channels: piles)
         for s in ["0s", "10s", "20s", "30s"] { gate(&h, s, "denied") }
-        gate(&h, "35s", "granted")   // non-matching: ignored
+        gate(&h, "35s", "granted")  // non-matching: ignored
         #expect(h.events.isEmpty)
         gate(&h, "40s", "denied")
         #expect(h.summary == ["40s opened gate_denied_burst sg-0001 5"])
@@ -34,7 +34,7 @@ import VigilCore
     @Test func windowsAreHalfOpen() throws {
         var h = try Harness(burst, channels: piles)
         for s in ["0s", "30s", "60s", "90s"] { gate(&h, s, "denied") }
-        gate(&h, "2m", "denied")   // the 0s reading is exactly 2m old: it has left
+        gate(&h, "2m", "denied")  // the 0s reading is exactly 2m old: it has left
         #expect(h.events.isEmpty)
         gate(&h, "2m1s", "denied")
         #expect(h.summary == ["2m1s opened gate_denied_burst sg-0001 5"])
@@ -45,7 +45,7 @@ import VigilCore
         var h = try Harness(burst, channels: piles)
         for s in ["0s", "1s", "2s", "3s", "4s"] { gate(&h, s, "denied") }
         gate(&h, "1m", "granted")
-        gate(&h, "5m", "denied")    // 4m56s after the opening: counted, no update yet (update_every 5m)
+        gate(&h, "5m", "denied")  // 4m56s after the opening: counted, no update yet (update_every 5m)
         gate(&h, "6m", "denied")
         h.advance("15m59s")
         #expect(h.summary == ["4s opened gate_denied_burst sg-0001 5", "6m updated gate_denied_burst sg-0001 7"])
@@ -54,10 +54,11 @@ import VigilCore
     }
 
     @Test func clearAfterDefaultsToWithin() throws {
-        var h = try Harness("""
-        rules:
-          - { name: c, feed: smart_gate, when: result == "denied", count: 2, within: 1m }
-        """)
+        var h = try Harness(
+            """
+            rules:
+              - { name: c, feed: smart_gate, when: result == "denied", count: 2, within: 1m }
+            """)
         gate(&h, "0s", "denied")
         gate(&h, "10s", "denied")
         h.advance("5m")
@@ -75,13 +76,13 @@ import VigilCore
 
 @Suite struct AbsenceRuleTests {
     let silent = """
-    rules:
-      - name: channel_silent
-        feed: ["fire_alarm", "smart_gate"]
-        absent_for: 10m
-        severity: minor
-        title: "No data from {{channel}} ({{channel.location}})"
-    """
+        rules:
+          - name: channel_silent
+            feed: ["fire_alarm", "smart_gate"]
+            absent_for: 10m
+            severity: minor
+            title: "No data from {{channel}} ({{channel.location}})"
+        """
 
     @Test func opensAfterSilenceFromStartAndResolvesOnTheNextReading() throws {
         var h = try Harness(silent, channels: piles)
@@ -103,11 +104,12 @@ import VigilCore
     }
 
     @Test func whenFiltersWhatCountsAsSeen() throws {
-        var h = try Harness("""
-        rules:
-          - { name: no_heartbeat, feed: fire_alarm, when: event == "heartbeat", absent_for: 1m }
-        """, channels: piles)
-        h.send("30s", "estate/C001/fire_alarm/fa-0001/event", ["event": "fault"])   // does not count
+        var h = try Harness(
+            """
+            rules:
+              - { name: no_heartbeat, feed: fire_alarm, when: event == "heartbeat", absent_for: 1m }
+            """, channels: piles)
+        h.send("30s", "estate/C001/fire_alarm/fa-0001/event", ["event": "fault"])  // does not count
         h.send("40s", "estate/C001/fire_alarm/fa-0002/event", ["event": "heartbeat"])
         h.advance("1m")
         #expect(h.summary == ["1m opened no_heartbeat fa-0001 0"])

@@ -7,60 +7,67 @@ import VigilCore
 
 @Suite struct SuppressionTests {
     @Test func inhibitSilencesTargetsInTheSameBuildingOnly() throws {
-        var h = try Harness("""
-        rules:
-          - { name: fire_alarm_active, feed: fire_alarm, when: event == "alarm", clear_when: event == "reset", severity: critical }
-          - { name: charging_pile_hot, feed: charging_pile, when: t > 60 }
-        inhibit:
-          - { source: fire_alarm_active, target: "charging_pile_*", equal: [channel.building] }
-        """, channels: piles)
-        h.send("0s", "estate/C001/fire_alarm/fa-0001/event", ["event": "alarm"])   // B3
-        h.pile("1s", "cp-0001", ["t": 70])   // B3: inhibited
-        h.pile("2s", "cp-0003", ["t": 70])   // B4: opens
+        var h = try Harness(
+            """
+            rules:
+              - { name: fire_alarm_active, feed: fire_alarm, when: event == "alarm", clear_when: event == "reset", severity: critical }
+              - { name: charging_pile_hot, feed: charging_pile, when: t > 60 }
+            inhibit:
+              - { source: fire_alarm_active, target: "charging_pile_*", equal: [channel.building] }
+            """, channels: piles)
+        h.send("0s", "estate/C001/fire_alarm/fa-0001/event", ["event": "alarm"])  // B3
+        h.pile("1s", "cp-0001", ["t": 70])  // B3: inhibited
+        h.pile("2s", "cp-0003", ["t": 70])  // B4: opens
         h.send("3s", "estate/C001/fire_alarm/fa-0001/event", ["event": "reset"])
-        h.pile("4s", "cp-0001", ["t": 70])   // source resolved: opens
-        #expect(h.summary == ["0s opened fire_alarm_active fa-0001 1", "2s opened charging_pile_hot cp-0003 1",
-                              "3s resolved fire_alarm_active fa-0001 1", "4s opened charging_pile_hot cp-0001 1"])
+        h.pile("4s", "cp-0001", ["t": 70])  // source resolved: opens
+        #expect(
+            h.summary == [
+                "0s opened fire_alarm_active fa-0001 1", "2s opened charging_pile_hot cp-0003 1",
+                "3s resolved fire_alarm_active fa-0001 1", "4s opened charging_pile_hot cp-0001 1",
+            ])
         #expect(h.engine.suppressedOpenings == 1)
         #expect(h.engine.suppressions.first?.reason == "inhibited by fire_alarm_active")
     }
 
     @Test func aMissingEqualFieldNeverInhibits() throws {
-        var h = try Harness("""
-        rules:
-          - { name: src, feed: fire_alarm, when: event == "alarm" }
-          - { name: tgt, feed: charging_pile, when: t > 60 }
-        inhibit:
-          - { source: src, target: tgt, equal: [channel.building] }
-        """)
+        var h = try Harness(
+            """
+            rules:
+              - { name: src, feed: fire_alarm, when: event == "alarm" }
+              - { name: tgt, feed: charging_pile, when: t > 60 }
+            inhibit:
+              - { source: src, target: tgt, equal: [channel.building] }
+            """)
         h.send("0s", "estate/C1/fire_alarm/fa-9/event", ["event": "alarm"])
         h.pile("1s", "cp-9", ["t": 70])
         #expect(h.summary == ["0s opened src fa-9 1", "1s opened tgt cp-9 1"])
     }
 
     @Test func maintenanceScheduleInShanghaiWithARangePastMidnight() throws {
-        var h = try Harness("""
-        rules:
-          - { name: denied, feed: smart_gate, when: result == "denied", update_every: 0s }
-        maintenance:
-          - name: gate firmware night
-            match: channel.community == "C017"
-            schedule: "Mon-Fri 23:00-02:00"
-            timezone: Asia/Shanghai
-        """, channels: piles, start: "2026-11-30T14:30:00Z")  // Monday 22:30 in Shanghai
+        var h = try Harness(
+            """
+            rules:
+              - { name: denied, feed: smart_gate, when: result == "denied", update_every: 0s }
+            maintenance:
+              - name: gate firmware night
+                match: channel.community == "C017"
+                schedule: "Mon-Fri 23:00-02:00"
+                timezone: Asia/Shanghai
+            """, channels: piles, start: "2026-11-30T14:30:00Z")  // Monday 22:30 in Shanghai
         let gate = "estate/C017/smart_gate/sg-0001/event"
-        h.send("0s", gate, ["result": "denied"])       // Mon 22:30: opens
-        h.send("1s", gate, ["result": "granted"])   // not(when): resolves
+        h.send("0s", gate, ["result": "denied"])  // Mon 22:30: opens
+        h.send("1s", gate, ["result": "granted"])  // not(when): resolves
         #expect(h.summary == ["0s opened denied sg-0001 1", "1s resolved denied sg-0001 1"])
-        var h2 = try Harness("""
-        rules:
-          - { name: denied, feed: smart_gate, when: result == "denied" }
-        maintenance:
-          - { name: n, match: channel.community == "C017", schedule: "Mon-Fri 23:00-02:00", timezone: Asia/Shanghai }
-        """, channels: piles, start: "2026-11-30T15:30:00Z")  // Mon 23:30
-        h2.send("0s", gate, ["result": "denied"])                    // suppressed
-        h2.send("1h", gate, ["result": "denied"])                    // Tue 00:30: still in Monday's window
-        h2.send("2h30m", gate, ["result": "denied"])                 // Tue 02:00: window over (half-open)
+        var h2 = try Harness(
+            """
+            rules:
+              - { name: denied, feed: smart_gate, when: result == "denied" }
+            maintenance:
+              - { name: n, match: channel.community == "C017", schedule: "Mon-Fri 23:00-02:00", timezone: Asia/Shanghai }
+            """, channels: piles, start: "2026-11-30T15:30:00Z")  // Mon 23:30
+        h2.send("0s", gate, ["result": "denied"])  // suppressed
+        h2.send("1h", gate, ["result": "denied"])  // Tue 00:30: still in Monday's window
+        h2.send("2h30m", gate, ["result": "denied"])  // Tue 02:00: window over (half-open)
         #expect(h2.summary == ["2h30m opened denied sg-0001 1"])
         #expect(h2.engine.suppressedOpenings == 2)
     }
@@ -76,17 +83,18 @@ import VigilCore
         #expect(s.covers(Time.parse("2026-01-10T01:45:00Z")!))
         #expect(!s.covers(Time.parse("2026-01-10T02:45:00Z")!))
         let weekend = try Schedule.parse("Sat,Sun 00:00-24:00", timeZone: TimeZone(identifier: "UTC")!).get()
-        #expect(weekend.covers(Time.parse("2026-11-28T23:59:59Z")!))   // Saturday
+        #expect(weekend.covers(Time.parse("2026-11-28T23:59:59Z")!))  // Saturday
         #expect(!weekend.covers(Time.parse("2026-11-30T00:00:00Z")!))  // Monday
     }
 
     @Test func fromUntilWindowsAndSuppressedAbsenceRecountsSilence() throws {
-        var h = try Harness("""
-        rules:
-          - { name: silent, feed: fire_alarm, absent_for: 10m }
-        maintenance:
-          - { name: works, match: channel == "fa-0001", from: "2026-01-01T00:05:00Z", until: "2026-01-01T00:15:00Z" }
-        """, channels: piles)
+        var h = try Harness(
+            """
+            rules:
+              - { name: silent, feed: fire_alarm, absent_for: 10m }
+            maintenance:
+              - { name: works, match: channel == "fa-0001", from: "2026-01-01T00:05:00Z", until: "2026-01-01T00:15:00Z" }
+            """, channels: piles)
         h.advance("30m")
         // fa-0001's opening at 10m fell in the window: silence counted again from 10m.
         #expect(h.summary == ["10m opened silent fa-0002 0", "20m opened silent fa-0001 0"])
@@ -112,11 +120,12 @@ import VigilCore
     }
 
     @Test func sameInstantFollowsRuleOrderThenKeyText() throws {
-        var h = try Harness("""
-        rules:
-          - { name: z_first, feed: charging_pile, when: t > 1, for: 10s }
-          - { name: a_second, feed: charging_pile, when: t > 1, for: 10s }
-        """)
+        var h = try Harness(
+            """
+            rules:
+              - { name: z_first, feed: charging_pile, when: t > 1, for: 10s }
+              - { name: a_second, feed: charging_pile, when: t > 1, for: 10s }
+            """)
         h.pile("0s", "cp-b", ["t": 5])
         h.pile("0s", "cp-a", ["t": 5])
         h.advance("10s")

@@ -2,10 +2,13 @@ import Testing
 import VigilCore
 @testable import VigilRules
 
-func ctx(_ payload: JSONValue = [:], channel: String? = "cp-1", info: JSONObject? = JSONObject([("building", "B3"), ("route", "fire_safety")]),
-         topic: String? = "estate/C1/charging_pile/cp-1/telemetry", feed: String = "charging_pile") -> EvalContext {
-    EvalContext(payload: payload.objectValue ?? JSONObject(), topic: topic, captures: [("community", "C1"), ("channel", "cp-1")],
-                channelID: channel, channelInfo: info, feed: feed)
+func ctx(
+    _ payload: JSONValue = [:], channel: String? = "cp-1", info: JSONObject? = JSONObject([("building", "B3"), ("route", "fire_safety")]),
+    topic: String? = "estate/C1/charging_pile/cp-1/telemetry", feed: String = "charging_pile"
+) -> EvalContext {
+    EvalContext(
+        payload: payload.objectValue ?? JSONObject(), topic: topic, captures: [("community", "C1"), ("channel", "cp-1")],
+        channelID: channel, channelInfo: info, feed: feed)
 }
 
 func eval(_ text: String, _ payload: JSONValue = [:]) throws -> JSONValue {
@@ -34,22 +37,26 @@ func eval(_ text: String, _ payload: JSONValue = [:]) throws -> JSONValue {
         #expect(try eval("2 in [1, 2] && 3 not in [1, 2]") == true)
     }
 
-    @Test(arguments: [
-        ("temperature_c >", 15, "the expression ends too early"),
-        ("avg(x)", 0, "unknown function 'avg' — known: abs, ceil, ends_with, exists, floor, len, lower, max, min, number, round, starts_with, string, upper"),
-        ("abs(1, 2)", 0, "abs() takes 1 argument, not 2"),
-        ("x = 1", 2, "'=' is not an operator — write '==' to compare"),
-        ("x == \"open", 5, "unterminated string"),
-        ("(a && b", 7, "expected ')'"),
-        ("a < b < c", 6, "comparisons do not chain"),
-        ("x matches \"(\"", 10, "bad regular expression"),
-        ("x matches y", 10, "'matches' needs a regular expression written as a string literal"),
-        ("a $ b", 2, "unexpected character '$'"),
-        ("30s > x", 0, "is not a number"),
-        ("", 0, "empty expression"),
-        ("a b", 2, "expected an operator or the end of the expression"),
-        ("feed.x == 1", 0, "feed is the feed's name and has no fields"),
-    ] as [(String, Int, String)])
+    @Test(
+        arguments: [
+            ("temperature_c >", 15, "the expression ends too early"),
+            (
+                "avg(x)", 0,
+                "unknown function 'avg' — known: abs, ceil, ends_with, exists, floor, len, lower, max, min, number, round, starts_with, string, upper"
+            ),
+            ("abs(1, 2)", 0, "abs() takes 1 argument, not 2"),
+            ("x = 1", 2, "'=' is not an operator — write '==' to compare"),
+            ("x == \"open", 5, "unterminated string"),
+            ("(a && b", 7, "expected ')'"),
+            ("a < b < c", 6, "comparisons do not chain"),
+            ("x matches \"(\"", 10, "bad regular expression"),
+            ("x matches y", 10, "'matches' needs a regular expression written as a string literal"),
+            ("a $ b", 2, "unexpected character '$'"),
+            ("30s > x", 0, "is not a number"),
+            ("", 0, "empty expression"),
+            ("a b", 2, "expected an operator or the end of the expression"),
+            ("feed.x == 1", 0, "feed is the feed's name and has no fields"),
+        ] as [(String, Int, String)])
     func syntaxErrorsCarryTheirColumn(_ text: String, _ offset: Int, _ message: String) {
         do {
             _ = try CompiledExpression.compile(text)

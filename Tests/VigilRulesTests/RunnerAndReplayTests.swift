@@ -24,22 +24,24 @@ let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/Runner
     @Test func aWrongExpectationFailsWithADiff() {
         let dir = TempDir()
         dir.write("rules.yaml", "rules:\n  - { name: hot, feed: charging_pile, when: t > 50, for: 30s, severity: critical }\n")
-        let file = dir.write("t.yaml", """
-        rule_files: [rules.yaml]
-        tests:
-          - name: wrong severity and time
-            input:
-              - { at: 0s, topic: estate/C1/charging_pile/cp-1/telemetry, payload: { t: 60 } }
-            until: 1m
-            expect:
-              - { at: 20s, type: incident.opened, severity: major }
-          - name: right
-            input:
-              - { at: 0s, topic: estate/C1/charging_pile/cp-1/telemetry, payload: { t: 60 } }
-            until: 1m
-            expect:
-              - { at: 30s, type: incident.opened, rule: hot, severity: critical, key: { channel: cp-1 } }
-        """)
+        let file = dir.write(
+            "t.yaml",
+            """
+            rule_files: [rules.yaml]
+            tests:
+              - name: wrong severity and time
+                input:
+                  - { at: 0s, topic: estate/C1/charging_pile/cp-1/telemetry, payload: { t: 60 } }
+                until: 1m
+                expect:
+                  - { at: 20s, type: incident.opened, severity: major }
+              - name: right
+                input:
+                  - { at: 0s, topic: estate/C1/charging_pile/cp-1/telemetry, payload: { t: 60 } }
+                until: 1m
+                expect:
+                  - { at: 30s, type: incident.opened, rule: hot, severity: critical, key: { channel: cp-1 } }
+            """)
         let (outcomes, diags) = RuleTestRunner.run(file: file)
         #expect(diags.isEmpty)
         #expect(outcomes.map(\.passed) == [false, true])
@@ -70,10 +72,19 @@ let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/Runner
             let ts = t0 + Millis(i) * 50
             let k = Int.random(in: 1...400, using: &rng)
             switch i % 7 {
-            case 0: out += #"{"ts":\#(ts),"topic":"estate/C001/fire_alarm/fa-\#(String(format: "%04d", k % 280 + 1))/event","payload":{"event":"\#(k % 50 == 0 ? "alarm" : "heartbeat")"}}"# + "\n"
-            case 1: out += #"{"ts":\#(ts),"topic":"estate/C017/smart_gate/sg-\#(String(format: "%04d", k % 134 + 1))/event","payload":{"event":"access","result":"\#(k % 3 == 0 ? "denied" : "granted")"}}"# + "\n"
+            case 0:
+                out +=
+                    #"{"ts":\#(ts),"topic":"estate/C001/fire_alarm/fa-\#(String(format: "%04d", k % 280 + 1))/event","payload":{"event":"\#(k % 50 == 0 ? "alarm" : "heartbeat")"}}"#
+                    + "\n"
+            case 1:
+                out +=
+                    #"{"ts":\#(ts),"topic":"estate/C017/smart_gate/sg-\#(String(format: "%04d", k % 134 + 1))/event","payload":{"event":"access","result":"\#(k % 3 == 0 ? "denied" : "granted")"}}"#
+                    + "\n"
             case 2: out += #"{"ts":\#(ts),"topic":"estate/C017/smart_gate/sg-0001/event","payload_text":"not json"}"# + "\n"
-            default: out += #"{"ts":\#(ts),"topic":"estate/C001/charging_pile/cp-\#(String(format: "%04d", k % 420 + 1))/telemetry","payload":{"temperature_c":\#(40 + k % 35),"current_a":\#(k % 40)}}"# + "\n"
+            default:
+                out +=
+                    #"{"ts":\#(ts),"topic":"estate/C001/charging_pile/cp-\#(String(format: "%04d", k % 420 + 1))/telemetry","payload":{"temperature_c":\#(40 + k % 35),"current_a":\#(k % 40)}}"#
+                    + "\n"
             }
         }
         return out
@@ -107,9 +118,9 @@ let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/Runner
 
     @Test func outOfOrderRecordsAreAnErrorWithTheLine() throws {
         let text = """
-        {"ts":2000,"topic":"a","payload":{}}
-        {"ts":1000,"topic":"a","payload":{}}
-        """
+            {"ts":2000,"topic":"a","payload":{}}
+            {"ts":1000,"topic":"a","payload":{}}
+            """
         #expect { try replay(text, until: nil) } throws: { error in
             "\(error)".hasPrefix("2: error: ts 1970-01-01T00:00:01.000Z is before")
         }
@@ -118,22 +129,23 @@ let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/Runner
     @Test func marksAndAcknowledgementsReplay() throws {
         let alarm = #""topic":"estate/C001/fire_alarm/fa-0001/event""#
         let text = """
-        {"ts":"2026-11-28T08:00:00Z",\(alarm),"payload":{"event":"alarm","zone":"3F"}}
-        {"ts":"2026-11-28T08:01:00Z","broker":"lost"}
-        {"ts":"2026-11-28T08:30:00Z","broker":"connected"}
-        {"ts":"2026-11-28T08:30:01Z","ack":"no-such-incident","by":"张三"}
-        """
+            {"ts":"2026-11-28T08:00:00Z",\(alarm),"payload":{"event":"alarm","zone":"3F"}}
+            {"ts":"2026-11-28T08:01:00Z","broker":"lost"}
+            {"ts":"2026-11-28T08:30:00Z","broker":"connected"}
+            {"ts":"2026-11-28T08:30:01Z","ack":"no-such-incident","by":"张三"}
+            """
         let (out, stats) = try replay(text, until: nil)
         #expect(stats.records == 4)
         let events = out.split(separator: "\n").compactMap { IncidentEvent.decode(String($0)) }
         #expect(events.map(\.type) == [.opened] && events.first?.rule == "fire_alarm_active")
         // Acknowledge it, then the alarm resets: the resolved event carries the acknowledgement.
         let id = events[0].incidentID
-        let (acked, _) = try replay(text + """
+        let (acked, _) = try replay(
+            text + """
 
-        {"ts":"2026-11-28T08:31:00Z","ack":"\(id)","by":"张三","note":"on my way"}
-        {"ts":"2026-11-28T08:32:00Z",\(alarm),"payload":{"event":"reset"}}
-        """, until: nil)
+                {"ts":"2026-11-28T08:31:00Z","ack":"\(id)","by":"张三","note":"on my way"}
+                {"ts":"2026-11-28T08:32:00Z",\(alarm),"payload":{"event":"reset"}}
+                """, until: nil)
         let fire = acked.split(separator: "\n").compactMap { IncidentEvent.decode(String($0)) }.filter { $0.rule == "fire_alarm_active" }
         // The shipped rule reminds every 5 minutes until acknowledged; the clock stood still while the broker was lost,
         // so the reminders due in the outage come when it moves on, all before the acknowledgement.
@@ -148,16 +160,16 @@ let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/Runner
 
     @Test func aMessageWhileBlindIsAnErrorAndUntilDoesNotMoveAStandingClock() throws {
         let text = """
-        {"ts":1000,"topic":"estate/C001/fire_alarm/fa-0001/event","payload":{"event":"heartbeat"}}
-        {"ts":2000,"broker":"lost"}
-        {"ts":3000,"topic":"estate/C001/fire_alarm/fa-0001/event","payload":{"event":"heartbeat"}}
-        """
+            {"ts":1000,"topic":"estate/C001/fire_alarm/fa-0001/event","payload":{"event":"heartbeat"}}
+            {"ts":2000,"broker":"lost"}
+            {"ts":3000,"topic":"estate/C001/fire_alarm/fa-0001/event","payload":{"event":"heartbeat"}}
+            """
         #expect { try replay(text, until: nil) } throws: { error in
             "\(error)".hasPrefix("3: error: a message between a broker \"lost\" mark")
         }
         let standing = text.split(separator: "\n").prefix(2).joined(separator: "\n")
         let (out, _) = try replay(standing, until: .after(86_400_000))
-        #expect(out.isEmpty)   // channel_silent would open for every channel if the clock moved
+        #expect(out.isEmpty)  // channel_silent would open for every channel if the clock moved
         let (moving, _) = try replay(String(text.split(separator: "\n")[0]), until: .after(86_400_000))
         #expect(moving.contains("channel_silent"))
     }

@@ -41,8 +41,8 @@ import VigilCore
         var t = timeline()
         #expect(t.take(.reading(deviceTime: 0), arrival: 7200 * s, clock: 7000 * s) == 7200 * s)
         #expect(!t.held)
-        #expect(t.isLate(deviceTime: 7200 * s - 3600 * s, arrival: 7200 * s))       // exactly max_delay: still late
-        #expect(!t.isLate(deviceTime: 7200 * s - 10 * s, arrival: 7200 * s))        // exactly late_after: timely
+        #expect(t.isLate(deviceTime: 7200 * s - 3600 * s, arrival: 7200 * s))  // exactly max_delay: still late
+        #expect(!t.isLate(deviceTime: 7200 * s - 10 * s, arrival: 7200 * s))  // exactly late_after: timely
     }
 
     @Test func whileHeldDeadLettersAndAcknowledgementsDoNotMoveTheClock() {
@@ -71,7 +71,7 @@ import VigilCore
         _ = t.take(.reading(deviceTime: nil), arrival: 100 * s, clock: 0)
         #expect(t.take(.lost, arrival: 110 * s, clock: 100 * s) == 110 * s)
         #expect(t.blind)
-        #expect(t.take(.other, arrival: 200 * s, clock: 110 * s) == nil)      // an acknowledgement while blind
+        #expect(t.take(.other, arrival: 200 * s, clock: 110 * s) == nil)  // an acknowledgement while blind
         let follows = t.followsWall(10_000 * s)
         #expect(!follows)
         // `connected` does not move the clock, however long the outage.
@@ -89,7 +89,7 @@ import VigilCore
         #expect(DeviceTime.parse(.string("2026-11-28T08:00:00.123456Z")) == Time.parse("2026-11-28T08:00:00.123Z"))
         #expect(DeviceTime.parse(.string("2026-11-28T16:00:00+08:00")) == Time.parse("2026-11-28T08:00:00Z"))
         #expect(DeviceTime.parse(.string("2026-11-28 08:00")) == nil)
-        #expect(DeviceTime.parse(.string("2026-11-28T08:00:00")) == nil)   // no offset
+        #expect(DeviceTime.parse(.string("2026-11-28T08:00:00")) == nil)  // no offset
         #expect(DeviceTime.parse(.bool(true)) == nil)
         let path = DeviceTime.Path("meta.sent_at")!
         #expect(path.time(in: JSONObject([("meta", .object(JSONObject([("sent_at", .number(5))])))])) == 5)

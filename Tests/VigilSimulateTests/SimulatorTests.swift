@@ -16,8 +16,10 @@ func shippedChannels() throws -> [SimChannel] {
 }
 
 /// Runs `n` steps and returns the recording (SPEC §5 lines) and the manifest.
-func simulate(_ channels: [SimChannel], rate: Double, steps n: Int, seed: UInt64 = 1, anomalies: String = "none",
-              silence: Millis = 660_000) throws -> (lines: [String], manifest: [ManifestEntry], sim: Simulator) {
+func simulate(
+    _ channels: [SimChannel], rate: Double, steps n: Int, seed: UInt64 = 1, anomalies: String = "none",
+    silence: Millis = 660_000
+) throws -> (lines: [String], manifest: [ManifestEntry], sim: Simulator) {
     let plan = try AnomalyPlan.parse(anomalies).get()
     let end = Simulator.defaultStart + Millis(Double(n) * 1000 / rate)
     var sim = try Simulator(channels: channels, options: .init(rate: rate, seed: seed, plan: plan, silence: silence, end: end))
@@ -66,7 +68,9 @@ func replayShipped(_ lines: [String], until: String = "1s", config: String = rep
 
     @Test func manifestLinesRoundTrip() {
         let e = ManifestEntry(at: 1_795_852_800_123, channel: "云泉-cp-1", feed: "charging_pile", anomaly: .overheat)
-        #expect(e.jsonLine == #"{"at":"2026-11-28T08:00:00.123Z","channel":"云泉-cp-1","feed":"charging_pile","anomaly":"overheat","expect":"charging_pile_overheat"}"#)
+        #expect(
+            e.jsonLine
+                == #"{"at":"2026-11-28T08:00:00.123Z","channel":"云泉-cp-1","feed":"charging_pile","anomaly":"overheat","expect":"charging_pile_overheat"}"#)
         #expect(ManifestEntry.parse(line: e.jsonLine) == e)
         let m = ManifestEntry(at: 0, channel: "x", feed: "smart_gate", anomaly: .malformed, reason: "not_object")
         #expect(ManifestEntry.parse(line: m.jsonLine) == m)
@@ -107,9 +111,9 @@ func replayShipped(_ lines: [String], until: String = "1s", config: String = rep
     }
 
     @Test func gatesPeakInTheMorningAndQuietAtNight() {
-        let morning = Double(Simulator.defaultStart) + 30 * 60_000          // 08:00 Asia/Shanghai
+        let morning = Double(Simulator.defaultStart) + 30 * 60_000  // 08:00 Asia/Shanghai
         let noon = morning + 4 * 3_600_000
-        let night = morning + 18 * 3_600_000                                 // 02:00
+        let night = morning + 18 * 3_600_000  // 02:00
         #expect(Simulator.gateFactor(at: morning) > Simulator.gateFactor(at: noon))
         #expect(Simulator.gateFactor(at: night) < Simulator.gateFactor(at: noon))
     }
@@ -166,10 +170,14 @@ func replayShipped(_ lines: [String], until: String = "1s", config: String = rep
     }
 
     @Test func theCheckReportsMissedAndUnexplained() {
-        let m = [ManifestEntry(at: 1000, channel: "fa-1", feed: "fire_alarm", anomaly: .fireAlarm),
-                 ManifestEntry(at: 2000, channel: "cp-1", feed: "charging_pile", anomaly: .overheat)]
-        let opened = [ManifestCheck.Opened(rule: "fire_alarm_active", channel: "fa-1", openedAt: 1000),
-                      ManifestCheck.Opened(rule: "falling_object", channel: "fo-1", openedAt: 1500)]
+        let m = [
+            ManifestEntry(at: 1000, channel: "fa-1", feed: "fire_alarm", anomaly: .fireAlarm),
+            ManifestEntry(at: 2000, channel: "cp-1", feed: "charging_pile", anomaly: .overheat),
+        ]
+        let opened = [
+            ManifestCheck.Opened(rule: "fire_alarm_active", channel: "fa-1", openedAt: 1000),
+            ManifestCheck.Opened(rule: "falling_object", channel: "fo-1", openedAt: 1500),
+        ]
         let check = ManifestCheck(manifest: m, opened: opened)
         #expect(!check.passed)
         #expect(check.detected.count == 1)

@@ -45,7 +45,8 @@ import VigilTestSupport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         do {
             let old = try Database(path: path, sync: nil)
-            try old.execute("""
+            try old.execute(
+                """
                 CREATE TABLE events(seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, incident_id TEXT NOT NULL, type TEXT NOT NULL,
                     rule TEXT NOT NULL, severity INTEGER NOT NULL, created_at INTEGER NOT NULL, body TEXT NOT NULL);
                 CREATE TABLE deliveries(sink TEXT NOT NULL, seq INTEGER NOT NULL, state INTEGER NOT NULL, severity INTEGER NOT NULL,
