@@ -40,11 +40,11 @@ extension IngestLoop {
                 }
                 var entry = StateStore.JournalEntry(receivedAt: arrival, kind: .message, mid: m.mid, topic: m.topic, payload: m.payload)
                 switch taken {
-                case .reading(let r, let at):
+                case .reading(let r, let at, let device):
                     readings += 1
                     byFeed.add(r.feed)
                     if at != arrival { entry.judgedAt = at }
-                    if let d = evaluator.deviceTime?.time(in: r.payload) { deviceTimes.append(d) }
+                    if let device { deviceTimes.append(device) }
                 case .dead(let d):
                     dead.append(d)
                     if case .success(let route) = evaluator.decoder.cachedRoute(topic: m.topic) { byFeed.add(route.feed) } else { byFeed.add("unknown") }

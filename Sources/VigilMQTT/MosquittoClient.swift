@@ -86,6 +86,7 @@ public final class MosquittoClient {
     var inbox: [Message] = []
     var inboxBytes = 0
     var events: [Event] = []
+    var topics = TopicInterner()
 
     private static let initOnce: Void = {
         mosquitto_lib_init(); return ()
@@ -156,7 +157,7 @@ public final class MosquittoClient {
             guard let c = MosquittoClient.from(ud), let msg else { return }
             // The library frees topic and payload after we return: copy them now.
             let m = msg.pointee
-            let topic = m.topic.map { String(cString: $0) } ?? ""
+            let topic = m.topic.map { c.topics.string($0) } ?? ""
             var payload: [UInt8] = []
             if m.payloadlen > 0, let p = m.payload {
                 payload = Array(UnsafeRawBufferPointer(start: p, count: Int(m.payloadlen)))

@@ -20,8 +20,9 @@ public struct Evaluator: Sendable {
 
     /// What became of a message.
     public enum Taken {
-        /// A reading, evaluated at clock time `at` (its device time when it was late).
-        case reading(Reading, at: Millis)
+        /// A reading, evaluated at clock time `at` (its device time when it was
+        /// late); `deviceTime`: the time the payload carries, when it carries one.
+        case reading(Reading, at: Millis, deviceTime: Millis?)
         case dead(DeadLetter)
     }
 
@@ -49,7 +50,7 @@ public struct Evaluator: Sendable {
             let device = deviceTime?.time(in: reading.payload)
             let t = timeline.take(.reading(deviceTime: device), arrival: arrival, clock: engine.now) ?? engine.now
             engine.process(reading, at: judgedAt ?? t, into: &out)
-            return .reading(reading, at: engine.now)
+            return .reading(reading, at: engine.now, deviceTime: device)
         case .failure(let dead):
             if let t = timeline.take(.other, arrival: arrival, clock: engine.now) { engine.advance(to: t, into: &out) }
             return .dead(dead)

@@ -16,17 +16,22 @@ extension RuleEngine {
         // A reading on which every condition is unknown changes nothing.
         if when == nil, rule.clearWhen?.truth(ctx) == nil { return }
         let (key, keyText) = keyFor(r, ctx, &keys)
-        var st = states[r].removeValue(forKey: keyText) ?? KeyState(key: key)
-        if st.incident != nil {
-            guard handleOpen(r, &st, keyText, reading, ctx, t, &out) else { return }
-            states[r][keyText] = st
-            return
+        withState(r, key, keyText) { engine, st in
+            engine.thresholdStep(r, hold: hold, when: when, &st, keyText, reading, ctx, t, &out)
         }
+    }
+
+    /// A threshold key's state after a reading; false when the key keeps no state.
+    mutating func thresholdStep(
+        _ r: Int, hold: Millis, when: Bool?, _ st: inout KeyState, _ keyText: String, _ reading: Reading, _ ctx: EvalContext,
+        _ t: Millis, _ out: inout [IncidentEvent]
+    ) -> Bool {
+        if st.incident != nil { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
         switch when {
         case nil:
-            if st.runStart == nil { return }
+            if st.runStart == nil { return false }
         case false?:
-            return  // the run is broken: the key starts afresh
+            return false  // the run is broken: the key starts afresh
         case true?:
             if st.runStart == nil {
                 st.runStart = t
@@ -36,11 +41,11 @@ extension RuleEngine {
             }
             st.runReading = reading
             if hold == 0 {
-                guard open(r, keyText, &st, startedAt: t, at: t, count: st.runCount, reading: reading, &out) else { return }
+                guard open(r, keyText, &st, startedAt: t, at: t, count: st.runCount, reading: reading, &out) else { return false }
             }
         }
         rearm(r, keyText, &st)
-        states[r][keyText] = st
+        return true
     }
 
     // MARK: - Count
@@ -55,12 +60,17 @@ extension RuleEngine {
         // Only a matching reading or a clear condition can change a count rule's state.
         if when != true, rule.clearWhen?.truth(ctx) == nil { return }
         let (key, keyText) = keyFor(r, ctx, &keys)
-        var st = states[r].removeValue(forKey: keyText) ?? KeyState(key: key)
-        if st.incident != nil {
-            guard handleOpen(r, &st, keyText, reading, ctx, t, &out) else { return }
-            states[r][keyText] = st
-            return
+        withState(r, key, keyText) { engine, st in
+            engine.countStep(r, n: n, within: within, when: when, &st, keyText, reading, ctx, t, &out)
         }
+    }
+
+    /// A count key's state after a reading; false when the key keeps no state.
+    mutating func countStep(
+        _ r: Int, n: Int, within: Millis, when: Bool?, _ st: inout KeyState, _ keyText: String, _ reading: Reading,
+        _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]
+    ) -> Bool {
+        if st.incident != nil { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
         if when == true {
             st.window.removeAll { t - $0 >= within }
             st.window.append(t)
@@ -68,12 +78,28 @@ extension RuleEngine {
                 let started = st.window[0]
                 let count = st.window.count
                 st.window.removeAll()
-                guard open(r, keyText, &st, startedAt: started, at: t, count: count, reading: reading, &out) else { return }
+                guard open(r, keyText, &st, startedAt: started, at: t, count: count, reading: reading, &out) else { return false }
             }
         }
-        if st.window.isEmpty && st.incident == nil { return }
+        if st.window.isEmpty && st.incident == nil { return false }
         rearm(r, keyText, &st)
-        states[r][keyText] = st
+        return true
+    }
+
+    /// Runs `step` on the state of `keyText` — a fresh one when the key has
+    /// none — in place: one lookup, no copy of the state. The state is out of
+    /// the table while `step` runs (nothing in a step touches this rule's
+    /// table) and goes back when `step` returns true.
+    mutating func withState(_ r: Int, _ key: JSONObject, _ keyText: String, _ step: (inout RuleEngine, inout KeyState) -> Bool) {
+        var st = KeyState(key: key)
+        let slot = states[r].index(forKey: keyText)
+        if let slot { swap(&st, &states[r].values[slot]) }
+        let keep = step(&self, &st)
+        if let slot {
+            if keep { swap(&st, &states[r].values[slot]) } else { states[r].remove(at: slot) }
+        } else if keep {
+            states[r][keyText] = st
+        }
     }
 
     // MARK: - Open incidents (threshold and count)

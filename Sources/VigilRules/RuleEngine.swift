@@ -29,6 +29,9 @@ public struct RuleEngine: Sendable {
     /// `absent_for` of each rule in `absenceRules`, in the same order.
     var absenceDurations: [Millis] = []
     var rulesByFeed: [String: [Int]] = [:]
+    /// The same, as a list: a district has a handful of feeds with short
+    /// (inline) names, and comparing those is cheaper than hashing one.
+    var feedRules: [(feed: String, rules: [Int])] = []
     var wildcardRules: [Int] = []
     var inhibitsByTarget: [[Int]]
     var inhibitSource: [Int]
@@ -74,7 +77,18 @@ public struct RuleEngine: Sendable {
             }
         }
         for ch in registry.channels { feeds.insert(ch.feed) }
-        for f in feeds { rulesByFeed[f] = RuleEngine.rules(for: f, ruleSet.rules) }
+        for f in feeds.sorted() { rulesByFeed[f] = RuleEngine.rules(for: f, ruleSet.rules) }
+        feedRules = feeds.sorted().map { ($0, rulesByFeed[$0]!) }
+    }
+
+    /// The rules a reading of `feed` goes to.
+    @inline(__always)
+    func rules(forFeed feed: String) -> [Int] {
+        if feedRules.count <= 16 {
+            for entry in feedRules where entry.feed == feed { return entry.rules }
+            return wildcardRules
+        }
+        return rulesByFeed[feed] ?? wildcardRules
     }
 
     static func rules(for feed: String, _ rules: [Rule]) -> [Int] {
@@ -112,7 +126,7 @@ public struct RuleEngine: Sendable {
         let t = now
         let ctx = EvalContext(reading: reading, registry: registry)
         var keys = KeyCache(channel: reading.channelIndex.map { registryChannelKeys[$0] })
-        let applicable = rulesByFeed[reading.feed] ?? wildcardRules
+        let applicable = rules(forFeed: reading.feed)
         for r in applicable {
             switch rules[r].kind {
             case .threshold(let hold): processThreshold(r, hold: hold, reading, ctx, t, &keys, &out)
