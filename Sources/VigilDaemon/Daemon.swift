@@ -3,10 +3,10 @@ import Logging
 import ServiceLifecycle
 import VigilConfig
 import VigilCore
-import VigilIngest
-import VigilRules
 import VigilDispatch
+import VigilIngest
 import VigilMQTT
+import VigilRules
 import VigilStore
 
 /// `vigil run`: the services of the daemon in one ServiceGroup, which owns

@@ -5,9 +5,9 @@ import NIOCore
 import Synchronization
 import VigilConfig
 import VigilCore
+import VigilDispatch
 import VigilIngest
 import VigilRules
-import VigilDispatch
 import VigilStore
 
 /// The incident list, one incident, acknowledgements and the status summary.

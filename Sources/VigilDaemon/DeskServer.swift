@@ -5,9 +5,9 @@ import NIOCore
 import Synchronization
 import VigilConfig
 import VigilCore
+import VigilDispatch
 import VigilIngest
 import VigilRules
-import VigilDispatch
 import VigilStore
 
 /// The duty desk's HTTP side on `http.listen` (Hummingbird): the status page,

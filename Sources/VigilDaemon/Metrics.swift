@@ -3,8 +3,8 @@ import Synchronization
 import VigilConfig
 import VigilCore
 import VigilIngest
-import VigilRules
 import VigilMQTT
+import VigilRules
 import VigilStore
 
 /// The daemon's counters and gauges, rendered in the Prometheus text format.

@@ -4,9 +4,9 @@ import ServiceLifecycle
 import UnixSignals
 import VigilConfig
 import VigilCore
+import VigilDispatch
 import VigilIngest
 import VigilRules
-import VigilDispatch
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -55,10 +55,11 @@ extension RuleEngine {
         let rule = rules[r]
         var due: Millis?
         func consider(_ d: Millis) { if due == nil || d < due! { due = d } }
-        if let inc = st.incident {
-            if let after = rule.clearAfter { consider(inc.lastMatchAt + after) }
-            if let runStart = inc.clearRunStart, rule.clearFor > 0 { consider(runStart + rule.clearFor) }
-            if let remind = inc.nextReminder(rule) { consider(remind) }
+        // Fields through the optional, not a copy of the incident: this runs for every reading of an open key.
+        if st.incident != nil {
+            if let after = rule.clearAfter, let last = st.incident?.lastMatchAt { consider(last + after) }
+            if rule.clearFor > 0, let runStart = st.incident?.clearRunStart { consider(runStart + rule.clearFor) }
+            if let remind = st.incident?.nextReminder(rule) { consider(remind) }
         } else {
             switch rule.kind {
             case .threshold(let hold): if let s = st.runStart, hold > 0 { consider(s + hold) }

@@ -1,10 +1,9 @@
 import ArgumentParser
 import Foundation
-import VigilCore
 import VigilConfig
+import VigilCore
 import VigilDaemon
 import VigilIngest
-import VigilRules
 import VigilRules
 
 struct BacktestCommand: AsyncParsableCommand {

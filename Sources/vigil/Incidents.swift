@@ -2,12 +2,12 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
-import VigilCore
 import VigilConfig
+import VigilCore
 import VigilDaemon
+import VigilDispatch
 import VigilIngest
 import VigilRules
-import VigilDispatch
 import VigilStore
 
 struct Incidents: AsyncParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import VigilCore
 import VigilConfig
+import VigilCore
 import VigilDaemon
 import VigilIngest
 import VigilRules

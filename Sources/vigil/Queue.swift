@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
-import VigilCore
 import VigilConfig
+import VigilCore
 import VigilDaemon
+import VigilDispatch
 import VigilIngest
 import VigilRules
-import VigilDispatch
 
 struct Queue: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Glibc
-import VigilCore
 import VigilConfig
+import VigilCore
 import VigilDaemon
 import VigilIngest
 import VigilRules

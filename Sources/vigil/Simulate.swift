@@ -1,12 +1,12 @@
 import ArgumentParser
 import Foundation
 import Synchronization
-import VigilCore
 import VigilConfig
+import VigilCore
 import VigilDaemon
 import VigilIngest
-import VigilRules
 import VigilMQTT
+import VigilRules
 import VigilSimulate
 
 /// Set by SIGINT/SIGTERM: the publisher stops after the current message.

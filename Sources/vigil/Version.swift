@@ -1,10 +1,10 @@
 import ArgumentParser
-import VigilCore
 import VigilConfig
+import VigilCore
 import VigilDaemon
 import VigilIngest
-import VigilRules
 import VigilMQTT
+import VigilRules
 import VigilStore
 
 struct Version: AsyncParsableCommand {

@@ -1,9 +1,9 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilTestSupport
 import VigilDaemon
 import VigilStore
+import VigilTestSupport
 
 /// Ingestion against brokers that are not simply there: TLS, restarts, shared subscriptions.
 @Suite(.serialized) struct BrokerTests {

@@ -1,8 +1,8 @@
 import Foundation
 import Testing
+import VigilCore
 import VigilIngest
 import VigilRules
-import VigilCore
 import VigilTestSupport
 
 extension DispatchTests {

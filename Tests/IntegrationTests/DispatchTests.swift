@@ -1,8 +1,8 @@
 import Foundation
 import Testing
+import VigilCore
 import VigilIngest
 import VigilRules
-import VigilCore
 import VigilTestSupport
 
 /// A test's own rules: a fire alarm that updates on every matching reading.

@@ -1,11 +1,11 @@
 import Foundation
 import Testing
+import VigilCore
+import VigilDaemon
 import VigilIngest
 import VigilRules
-import VigilCore
-import VigilTestSupport
-import VigilDaemon
 import VigilStore
+import VigilTestSupport
 
 @Suite(.serialized) struct DurabilityTests {
     func setUp(_ rules: String, broker: TestBroker? = nil) throws -> (TestBroker, String, String, String) {

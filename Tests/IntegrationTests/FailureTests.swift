@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilTestSupport
 import VigilStore
+import VigilTestSupport
 
 /// SPEC §9 "Failure" against the real binary: a start that cannot work ends
 /// at once with a clear message and a non-zero status; SIGTERM works in every

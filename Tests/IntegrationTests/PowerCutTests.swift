@@ -2,9 +2,9 @@ import Foundation
 import Synchronization
 import Testing
 import VigilCore
-import VigilTestSupport
 import VigilMQTT
 import VigilStore
+import VigilTestSupport
 
 /// A power cut at 50 random moments of a QoS 1 stream (SPEC §9, Durability):
 /// the daemon runs with `Tests/PowerCut/powercut.c` preloaded, which keeps a

@@ -1,11 +1,11 @@
 import Foundation
 import Testing
+import VigilCore
+import VigilDaemon
 import VigilIngest
 import VigilRules
-import VigilCore
-import VigilTestSupport
-import VigilDaemon
 import VigilSimulate
+import VigilTestSupport
 
 @Suite(.serialized) struct SimulateTests {
     /// vigil over the fixture registry with a file sink and `/metrics`, once it is connected to `broker`.

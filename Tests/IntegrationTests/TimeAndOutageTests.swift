@@ -1,9 +1,9 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilTestSupport
 import VigilMQTT
 import VigilStore
+import VigilTestSupport
 
 /// SPEC §4 "Time" against a real broker: outages are blind time, not
 /// silence; a backlog is judged at the devices' own times; nothing published

@@ -1,6 +1,6 @@
 import Testing
-import VigilCore
 import VigilConfig
+import VigilCore
 import VigilIngest
 @testable import VigilRules
 

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-import VigilCore
 import VigilConfig
+import VigilCore
 import VigilIngest
 @testable import VigilRules
 
