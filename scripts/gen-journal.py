@@ -4,11 +4,13 @@ as the daemon journals them (kind 0 rows: received_at, mid, topic, payload),
 until the journal holds --bytes by the daemon's own measure
 (payload + topic + 32 per row, the measure of journal.max_size). The times
 run from --hours ago up to now, so a daemon started on the file keeps them
-(journal.retention is 24 h). For the backtest benchmark (scripts/bench).
+(journal.retention is 24 h), and the last checkpoint is moved past them, so
+a daemon started on the file does not re-evaluate them. For the backtest
+benchmarks (scripts/bench, BACKTEST= in scripts/soak).
 
   gen-journal.py STATE_DB RECORDING [--bytes 1073741824] [--hours 20]
 """
-import argparse, json, sqlite3, time
+import argparse, base64, json, sqlite3, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("db")
@@ -23,8 +25,14 @@ with open(a.recording) as f:
         r = json.loads(line)
         if "topic" not in r:
             continue
-        p = r["payload"]
-        body = p.encode() if isinstance(p, str) else json.dumps(p, separators=(",", ":"), ensure_ascii=False).encode()
+        if "payload" in r:
+            body = json.dumps(r["payload"], separators=(",", ":"), ensure_ascii=False).encode()
+        elif "payload_text" in r:
+            body = r["payload_text"].encode()
+        elif "payload_base64" in r:
+            body = base64.b64decode(r["payload_base64"])
+        else:
+            continue
         messages.append((r["topic"], body))
 per_row = sum(len(t.encode()) + len(b) + 32 for t, b in messages) / len(messages)
 rows = int(a.bytes / per_row)
@@ -42,6 +50,9 @@ db.execute("PRAGMA journal_mode=WAL")
 db.execute("PRAGMA synchronous=OFF")
 with db:
     db.executemany("INSERT INTO journal(received_at, kind, mid, topic, payload) VALUES (?,?,?,?,?)", generate())
+# The rows are history, not input to recover: the last checkpoint covers them.
+with db:
+    db.execute("UPDATE checkpoint SET journal_seq = (SELECT max(seq) FROM journal)")
 total = db.execute("SELECT count(*), sum(length(payload) + length(topic) + 32) FROM journal").fetchone()
 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 db.close()

@@ -56,7 +56,7 @@ public struct Backtest {
         candidate = c.evaluator()
     }
 
-    /// Reads the journal once (one read snapshot) and feeds both sets.
+    /// Reads the journal once (as it is at the start) and feeds both sets.
     public mutating func run(journal: JournalReader, since: Millis?) throws -> Report {
         var report = Report(configured: Side(), candidate: Side())
         var a: [IncidentEvent] = [], b: [IncidentEvent] = []

@@ -29,13 +29,21 @@ extension IngestLoop {
         notifier.notify("READY=1\nSTATUS=\(loaded == nil ? "reload rejected; running the previous rules" : "reloaded")")
     }
     func periodic(_ now: Millis) {
-        // Every minute; every 5 s while a full disk keeps the journal below journal.max_size.
-        if held == nil, now - lastTrim >= (journalLimit < config.journalMaxSize ? 5000 : 60_000) {
-            lastTrim = now
+        // Every minute (every 5 s while a full disk keeps the journal below
+        // journal.max_size), a few thousand rows at a time, 50 ms apart, until done.
+        if held == nil, now >= nextTrim {
             do {
-                let n = try store.trimJournal(retention: config.journalRetention, maxSize: journalLimit, now: now)
-                if n > 0 { logger.debug("journal trimmed", metadata: ["rows": .stringConvertible(n)]) }
+                let (n, more) = try store.trimJournal(retention: config.journalRetention, maxSize: journalLimit, now: now)
+                trimmed += n
+                if more {
+                    nextTrim = now + 50
+                } else {
+                    if trimmed > 0 { logger.debug("journal trimmed", metadata: ["rows": .stringConvertible(trimmed)]) }
+                    trimmed = 0
+                    nextTrim = now + (journalLimit < config.journalMaxSize ? 5000 : 60_000)
+                }
             } catch {
+                nextTrim = now + 60_000
                 logger.warning("journal trim failed", metadata: ["error": .string("\(error)")])
             }
         }

@@ -40,7 +40,9 @@ public final class IngestLoop {
     /// When the engine state was last checkpointed (every 2 s, and at stop).
     var lastCheckpoint: Millis = 0
     static let checkpointInterval: Millis = 2000
-    var lastTrim: Millis = 0
+    /// When the journal is trimmed next, and the rows of the trim under way.
+    var nextTrim: Millis = 0
+    var trimmed = 0
     var lastHistoryTrim: Millis = 0
     var redelivery: RedeliveryFilter?
 

@@ -69,31 +69,50 @@ public struct JournalEntry: Sendable {
 }
 
 /// The journal of a state database, read without disturbing a running
-/// daemon: one read transaction (a WAL snapshot that the daemon's commits
-/// never wait for), rows streamed in order one at a time, in constant memory.
+/// daemon: rows up to the last one present when reading starts, in journal
+/// order, in short read transactions of `chunk` rows. A journal row never
+/// changes once written, so the chunks together are the journal as it was
+/// at the start; and no read transaction lasts long enough to hold back the
+/// daemon's WAL checkpoints (one held for a whole backtest of a full journal
+/// made the daemon copy the WAL it had kept back in the one commit after it:
+/// half a second and more, measured). Constant memory.
 public struct JournalReader {
     public let path: String
+    public var chunk = 20_000
 
     public init(stateDatabase path: String) { self.path = path }
 
     /// Every row with `since ≤ received_at < until`, in journal order.
     public func forEach(since: Millis? = nil, until: Millis? = nil, _ each: (JournalEntry) throws -> Void) throws {
         let db = try Database(path: path, readOnly: true)
-        try db.execute("BEGIN")
-        defer { try? db.execute("COMMIT") }
         var columns = Set<String>()
         try db.prepare("PRAGMA table_info(journal)").query([]) { columns.insert($0.text(1)) }
         guard columns.contains("seq") else { return }
         let marks = columns.contains("kind")
-        let sql =
-            "SELECT received_at, \(marks ? "kind" : "0"), mid, topic, payload, \(marks ? "judged_at" : "NULL") FROM journal"
-            + " WHERE received_at >= ? AND received_at < ? ORDER BY seq"
-        try db.prepare(sql).query([.int(since ?? .min), .int(until ?? .max)]) { r in
-            try each(
-                JournalEntry(
-                    receivedAt: r.int(0), kind: JournalEntry.Kind(rawValue: r.int(1)) ?? .message,
-                    mid: Int32(truncatingIfNeeded: r.int(2)), topic: r.text(3), payload: r.blob(4),
-                    judgedAt: r.isNull(5) ? nil : r.int(5)))
+        let last = try db.prepare("SELECT coalesce(max(seq), 0) FROM journal").scalarInt() ?? 0
+        let rows = try db.prepare(
+            "SELECT seq, received_at, \(marks ? "kind" : "0"), mid, topic, payload, \(marks ? "judged_at" : "NULL") FROM journal"
+                + " WHERE seq > ? AND seq <= ? AND received_at >= ? AND received_at < ? ORDER BY seq LIMIT ?")
+        var after: Int64 = 0
+        while after < last {
+            var read = 0
+            try db.execute("BEGIN")
+            do {
+                try rows.query([.int(after), .int(last), .int(since ?? .min), .int(until ?? .max), .int(Int64(chunk))]) { r in
+                    after = r.int(0)
+                    read += 1
+                    try each(
+                        JournalEntry(
+                            receivedAt: r.int(1), kind: JournalEntry.Kind(rawValue: r.int(2)) ?? .message,
+                            mid: Int32(truncatingIfNeeded: r.int(3)), topic: r.text(4), payload: r.blob(5),
+                            judgedAt: r.isNull(6) ? nil : r.int(6)))
+                }
+            } catch {
+                try? db.execute("COMMIT")
+                throw error
+            }
+            try db.execute("COMMIT")
+            if read < chunk { break }
         }
     }
 }

@@ -144,31 +144,38 @@ extension StateStore {
         journalBytes = try db.prepare("SELECT coalesce(sum(length(payload) + length(topic) + 32), 0) FROM journal").scalarInt() ?? 0
     }
 
-    /// Drops journal rows older than `retention`, and the oldest while over
-    /// `maxSize`, never rows the last checkpoint does not include.
-    func trimJournal(retention: Millis, maxSize: Int64, now: Millis) throws -> Int {
-        guard let (seq, _) = try loadCheckpoint() else { return 0 }
+    /// Drops journal rows older than `retention`, then the oldest while over
+    /// `maxSize`, never rows the last checkpoint does not include — at most
+    /// `limit` rows, in one short transaction: a trim runs on the ingestion
+    /// thread, and a journal at its limit sheds a minute of traffic every
+    /// minute, so one long delete would hold every reading behind it. The
+    /// size is kept by subtracting what is deleted (never by scanning the
+    /// journal). Returns the rows removed and whether rows to drop are left.
+    func trimJournal(retention: Millis, maxSize: Int64, now: Millis, limit: Int = 4000) throws -> (removed: Int, more: Bool) {
+        guard let (seq, _) = try loadCheckpoint() else { return (0, false) }
         var removed = 0
+        var freed: Int64 = 0
+        let bytes = journalBytes
         try db.transaction {
-            try db.prepare("DELETE FROM journal WHERE seq <= ? AND received_at < ?").run(.int(seq), .int(now - retention))
-            removed += db.changes
-        }
-        while journalBytes > maxSize {
-            var freed: Int64 = 0
-            var n = 0
-            try db.transaction {
-                try db.prepare(
-                    "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ? ORDER BY seq LIMIT 10000) RETURNING length(payload) + length(topic) + 32"
-                )
-                .query([.int(seq)]) {
-                    freed += $0.int(0); n += 1
-                }
+            try db.prepare(
+                "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ? AND received_at < ? ORDER BY seq LIMIT ?)"
+                    + " RETURNING length(payload) + length(topic) + 32"
+            )
+            .query([.int(seq), .int(now - retention), .int(Int64(limit))]) {
+                freed += $0.int(0)
+                removed += 1
             }
-            if n == 0 { break }
-            journalBytes -= freed
-            removed += n
+            guard removed < limit, bytes - freed > maxSize else { return }
+            try db.prepare(
+                "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ? ORDER BY seq LIMIT ?)"
+                    + " RETURNING length(payload) + length(topic) + 32"
+            )
+            .query([.int(seq), .int(Int64(limit - removed))]) {
+                freed += $0.int(0)
+                removed += 1
+            }
         }
-        if removed > 0 { try measureJournal() }
-        return removed
+        journalBytes = max(0, bytes - freed)
+        return (removed, removed >= limit)
     }
 }
