@@ -27,9 +27,4 @@ public enum FastHash {
         }
         return mix(h, 0x9E37_79B9_7F4A_7C15)
     }
-
-    public static func hash(_ s: String) -> UInt64 {
-        var s = s
-        return s.withUTF8 { hash(UnsafeRawBufferPointer($0)) }
-    }
 }

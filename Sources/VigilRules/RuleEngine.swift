@@ -28,9 +28,8 @@ public struct RuleEngine: Sendable {
     var absenceRules: [Int] = []
     /// `absent_for` of each rule in `absenceRules`, in the same order.
     var absenceDurations: [Millis] = []
-    var rulesByFeed: [String: [Int]] = [:]
-    /// The same, as a list: a district has a handful of feeds with short
-    /// (inline) names, and comparing those is cheaper than hashing one.
+    /// The rules of each feed. A district has a handful of feeds with short
+    /// (inline) names: comparing those is cheaper than hashing one.
     var feedRules: [(feed: String, rules: [Int])] = []
     var wildcardRules: [Int] = []
     var inhibitsByTarget: [[Int]]
@@ -77,18 +76,14 @@ public struct RuleEngine: Sendable {
             }
         }
         for ch in registry.channels { feeds.insert(ch.feed) }
-        for f in feeds.sorted() { rulesByFeed[f] = RuleEngine.rules(for: f, ruleSet.rules) }
-        feedRules = feeds.sorted().map { ($0, rulesByFeed[$0]!) }
+        feedRules = feeds.sorted().map { ($0, RuleEngine.rules(for: $0, ruleSet.rules)) }
     }
 
     /// The rules a reading of `feed` goes to.
     @inline(__always)
     func rules(forFeed feed: String) -> [Int] {
-        if feedRules.count <= 16 {
-            for entry in feedRules where entry.feed == feed { return entry.rules }
-            return wildcardRules
-        }
-        return rulesByFeed[feed] ?? wildcardRules
+        for entry in feedRules where entry.feed == feed { return entry.rules }
+        return wildcardRules
     }
 
     static func rules(for feed: String, _ rules: [Rule]) -> [Int] {
