@@ -69,6 +69,12 @@ public final class MQTTConnection {
     /// `committed()`.
     public func turn(timeoutMs: Int32, read: Bool = true, wake: Int32 = -1, maxMessages: Int = 4096, maxBytes: Int = 1 << 20) -> Turn {
         var turn = Turn()
+        // What the library reported since the last turn belongs to the
+        // connection it reported it on: a write of `committed()` that failed
+        // and closed the socket, a DISCONNECT of ours. Fed to the machine now,
+        // before an attempt is due, it can never be taken for the next
+        // attempt's outcome.
+        events(into: &turn)
         perform(machine.tick(now: clock()), into: &turn)
         if client.socket >= 0 {
             return connectedTurn(&turn, timeoutMs: timeoutMs, read: read, wake: wake, maxMessages: maxMessages, maxBytes: maxBytes)
@@ -86,6 +92,14 @@ public final class MQTTConnection {
     }
 
     private func connectedTurn(_ turn: inout Turn, timeoutMs: Int32, read: Bool, wake: Int32, maxMessages: Int, maxBytes: Int) -> Turn {
+        if case .waiting = machine.state {
+            // Messages come only from a connection the machine holds: a socket
+            // it has given up on is closed unread, and the DISCONNECT's report
+            // with it.
+            client.disconnect()
+            _ = client.takeEvents()
+            return turn
+        }
         var rc = MOSQ_ERR_SUCCESS.rawValue
         if machine.mayWrite { rc = client.writePending() }
         if rc == 0 {

@@ -66,3 +66,44 @@ import VigilTestSupport
         third.stop()
     }
 }
+
+/// What the library reports about one connection never reaches the next
+/// attempt: a loss found while writing the PUBACKs of a commit is reported as
+/// that connection's loss, and the next attempt, with the broker back, is
+/// simply connected — not failed by the old connection's report, with its
+/// CONNACK ignored and its messages handed over unannounced.
+@Suite(.serialized) struct ReconnectTests {
+    @Test func aLossFoundByTheCommitsWriteIsThatConnectionsAndTheNextAttemptConnects() throws {
+        let broker = try TestBroker(privateBroker: true)
+        let topic = "vigil-test/reconnect/" + UUID().uuidString.prefix(8)
+        let c = try MQTTConnection(
+            options: .init(host: broker.host, port: broker.port, clientID: "vigil-rc-" + UUID().uuidString.prefix(8), cleanSession: false),
+            subscriptions: [.init(filter: topic, qos: 1)], reconnect: Backoff(initial: 20, max: 20))
+        #expect(c.connect(timeoutMs: 10_000) == nil)
+        var subscribed = false
+        var until = Date().addingTimeInterval(10)
+        while !subscribed && Date() < until {
+            subscribed = c.turn(timeoutMs: 20).notices.contains { if case .subscribed = $0 { true } else { false } }
+        }
+        try #require(subscribed)
+        try publishAll(broker: broker, messages: (0..<5).map { (topic, "m\($0)") })
+        var read = 0
+        until = Date().addingTimeInterval(10)
+        while read < 5 && Date() < until { read += c.turn(timeoutMs: 20).messages.count }
+        try #require(read == 5)
+        // The broker dies with five PUBACKs held; the commit's write finds the connection gone.
+        broker.stopNow()
+        c.committed()
+        try #require(c.client.socket < 0, "the write of the PUBACKs should have found the connection closed")
+        try broker.launch()
+        var notices: [MQTTConnection.Notice] = []
+        until = Date().addingTimeInterval(10)
+        while Date() < until && !notices.contains(where: { if case .connected = $0 { true } else { false } }) {
+            notices += c.turn(timeoutMs: 20).notices.filter { if case .published = $0 { false } else { true } }
+        }
+        #expect(notices.count == 2, "\(notices)")
+        if case .lost? = notices.first {} else { Issue.record("first \(notices)") }
+        #expect(notices.last == .connected(sessionPresent: false), "\(notices)")
+        c.stop()
+    }
+}
