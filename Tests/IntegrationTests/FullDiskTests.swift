@@ -6,7 +6,7 @@ import VigilTestSupport
 /// A full disk (SPEC §9): intake stops with nothing acknowledged, `/healthz`
 /// says so, the log gets one line (not thousands), SIGTERM still works, and
 /// when space is back intake resumes by itself with nothing lost.
-/// The state directory is a 16 MB tmpfs mounted by the test (CI runs as root).
+/// The state directory is a 24 MB tmpfs mounted by the test (CI runs as root).
 @Suite(.serialized) struct FullDiskTests {
     @Test func aFullDiskStopsIntakeAndFreedSpaceResumesItWithNothingLost() throws {
         let broker = try TestBroker()
@@ -84,12 +84,14 @@ import VigilTestSupport
         #expect(vigil.stop().0 == 0)
     }
 
-    /// A state directory on a 16 MB tmpfs; one rule that opens an incident for every alarm (every 100th message).
+    /// A state directory on a 24 MB tmpfs; one rule that opens an incident for every alarm (every 100th message).
+    /// The space it needs once freed: a 2 KB heartbeat fills a 4 KB page of the journal on its own, so the
+    /// 3,000 messages make a 12 MB database, and the WAL holds up to `journal_size_limit` (8 MB) beside it.
     func setUp(_ broker: TestBroker) throws -> (dir: String, state: String, config: String, port: Int, prefix: String) {
         let dir = try makeWorkDir()
         let state = dir + "/state"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-        try mountTmpfs(state, megabytes: 16)
+        try mountTmpfs(state, megabytes: 24)
         let p = "t" + UUID().uuidString.prefix(8).lowercased()
         let port = try freePort()
         try FileManager.default.createDirectory(atPath: dir + "/rules", withIntermediateDirectories: true)
