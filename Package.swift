@@ -110,7 +110,9 @@ let package = Package(
         .testTarget(name: "VigilStoreTests", dependencies: ["VigilStore", "VigilCore", "VigilTestSupport"]),
         .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore"]),
         .testTarget(name: "VigilIngestTests", dependencies: ["VigilIngest", "VigilCore"]),
-        .testTarget(name: "VigilDaemonTests", dependencies: ["VigilDaemon", "VigilIngest", "VigilCore"]),
+        .testTarget(
+            name: "VigilDaemonTests",
+            dependencies: ["VigilDaemon", "VigilIngest", "VigilDispatch", "VigilCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

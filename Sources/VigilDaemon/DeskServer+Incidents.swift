@@ -135,7 +135,7 @@ extension DeskServer {
         var queue = JSONObject()
         let pending = gauge.perSink
         for s in config.dispatch.sinks { queue.appendUnique(s.name, .number(Double(pending[s.name] ?? 0))) }
-        let (ok, reason) = liveness.health(now: now)
+        let (ok, reason) = liveness.health()
         var root = JSONObject()
         root.appendUnique("now", .string(Time.format(now)))
         root.appendUnique("timezone", .string(config.timezone))

@@ -128,7 +128,7 @@ struct DeskServer: Sendable {
     }
 
     func health() -> Response {
-        let (ok, reason) = liveness.health(now: Time.now())
+        let (ok, reason) = liveness.health()
         var o = JSONObject()
         o.appendUnique("status", .string(ok ? "ok" : "unavailable"))
         if let reason { o.appendUnique("reason", .string(reason)) }

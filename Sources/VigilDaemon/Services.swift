@@ -131,7 +131,9 @@ struct Liveness: Sendable {
         return max(2000, min(10_000, ms))
     }()
 
-    func stagesAlive(now: Millis) -> String? {
+    /// On the monotonic clock (`Time.monotonicMillis`, as the stages' beats
+    /// are): a step of the wall clock is not a stalled stage.
+    func stagesAlive(now: Millis = Time.monotonicMillis()) -> String? {
         let loopAt = status.lastLoopAt
         if loopAt > 0, now - loopAt > Liveness.ingestStall { return "ingestion stage not progressing" }
         let beat = dispatcher.heartbeat.load(ordering: .relaxed)
@@ -139,10 +141,10 @@ struct Liveness: Sendable {
         return nil
     }
 
-    func health(now: Millis) -> (Bool, String?) {
+    func health() -> (Bool, String?) {
         if !status.ready { return (false, "starting") }
         if let halted = status.intakeHalted { return (false, halted) }
-        if let wedged = stagesAlive(now: now) { return (false, wedged) }
+        if let wedged = stagesAlive() { return (false, wedged) }
         if !status.connected { return (false, "broker unreachable") }
         return (true, nil)
     }
@@ -163,7 +165,7 @@ struct WatchdogService: Service, CustomStringConvertible {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do { try await Task.sleep(for: period) } catch { return }
             guard interval != nil, liveness.status.ready else { continue }
-            if let wedged = liveness.stagesAlive(now: Time.now()) {
+            if let wedged = liveness.stagesAlive() {
                 if !warned { logger.critical("watchdog: not pinging systemd", metadata: ["reason": .string(wedged)]) }
                 warned = true
                 continue

@@ -15,7 +15,7 @@ public final class Dispatcher: Sendable {
     let batchSize: Int
     /// Called after each batch with (sink, delivered, retried, dead, seconds from commit to delivery of each delivered event).
     let onOutcomes: @Sendable (String, Int, Int, Int, [Double]) -> Void
-    /// The last time any worker turned its loop (ms): the watchdog's sign of life.
+    /// The last time any worker turned its loop (ms, monotonic clock): the watchdog's sign of life.
     public let heartbeat = Atomic<Int64>(0)
 
     public init(
@@ -99,7 +99,7 @@ public final class Dispatcher: Sendable {
         let limit = batchSize
         while !Task.isCancelled {
             let now = Time.now()
-            heartbeat.store(now, ordering: .relaxed)
+            heartbeat.store(Time.monotonicMillis(), ordering: .relaxed)
             // Keep the backlog gauge true to the database (`vigil queue retry` changes it from outside).
             if now - lastResync >= 5000, let n = try? await lane.run({ try cursor.pendingCount() }) {
                 gauge.set(sink.name, n)

@@ -100,7 +100,7 @@ extension IngestLoop {
         for (c, a) in answers { c.resume(returning: a) }
         status.values.withLock { s in
             s.backpressured = backpressured
-            s.lastLoopAt = wall
+            s.lastLoopAt = Time.monotonicMillis()
         }
     }
 

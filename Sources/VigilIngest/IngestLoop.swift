@@ -115,7 +115,7 @@ public final class IngestLoop {
         statsBase.at = startAt
         lastStats = startAt
         status.values.withLock {
-            $0.ready = true; $0.lastLoopAt = startAt
+            $0.ready = true; $0.lastLoopAt = Time.monotonicMillis()
         }
         notifier.notify("READY=1\nSTATUS=started, connecting to \(config.broker.url)")
         if ProcessInfo.processInfo.environment["VIGIL_TEST_WEDGE"] == "ingest" {
@@ -149,7 +149,7 @@ public final class IngestLoop {
                     try? store.db.truncateWAL()
                     commit(c)
                 }
-                status.values.withLock { $0.lastLoopAt = Time.now() }
+                status.values.withLock { $0.lastLoopAt = Time.monotonicMillis() }
                 if held != nil { usleep(100_000) }
                 periodic(Time.now())
                 continue

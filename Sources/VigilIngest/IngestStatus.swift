@@ -28,7 +28,7 @@ public final class IngestStatus: Sendable {
     public var deadLetterTotal: Int { values.withLock { $0.deadLetters.values.reduce(0, +) } }
     public var openIncidents: Int { values.withLock { $0.openIncidents } }
     public var ready: Bool { values.withLock { $0.ready } }
-    /// When the ingestion loop last turned (the watchdog's view of it).
+    /// When the ingestion loop last turned, on the monotonic clock (the watchdog's view of it).
     public var lastLoopAt: Millis { values.withLock { $0.lastLoopAt } }
     /// Why intake is stopped, if it is.
     public var intakeHalted: String? { values.withLock { $0.intakeHalted } }

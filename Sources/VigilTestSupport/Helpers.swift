@@ -1,11 +1,14 @@
 import Foundation
+import VigilCore
 import VigilMQTT
 
 /// A Unix datagram socket standing in for systemd's notification socket.
 public final class NotifyReceiver {
     public let path: String
     public let fd: Int32
-    public private(set) var messages: [(at: Date, text: String)] = []
+    /// Datagrams with their arrival on the monotonic clock (seconds): a step
+    /// of the wall clock neither shortens the collection nor moves a gap.
+    public private(set) var messages: [(at: Double, text: String)] = []
 
     public init(dir: String) throws {
         path = dir + "/notify.sock"
@@ -24,17 +27,18 @@ public final class NotifyReceiver {
 
     /// Collects datagrams for `seconds`.
     public func collect(for seconds: TimeInterval) {
-        let end = Date().addingTimeInterval(seconds)
+        func now() -> Double { Double(Time.monotonicNanos()) / 1e9 }
+        let end = now() + seconds
         var buf = [UInt8](repeating: 0, count: 4096)
-        while Date() < end {
+        while now() < end {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, 50) > 0 else { continue }
             let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 { messages.append((Date(), String(decoding: buf[0..<n], as: UTF8.self))) }
+            if n > 0 { messages.append((now(), String(decoding: buf[0..<n], as: UTF8.self))) }
         }
     }
 
-    public func times(of field: String) -> [Date] {
+    public func times(of field: String) -> [Double] {
         messages.filter { $0.text.split(separator: "\n").contains { $0.hasPrefix(field) } }.map(\.at)
     }
 }

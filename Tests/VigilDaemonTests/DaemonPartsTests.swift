@@ -1,8 +1,10 @@
 import Foundation
+import Logging
 import Testing
 import VigilCore
 @testable import VigilDaemon
 @testable import VigilIngest
+import VigilDispatch
 
 @Suite struct DaemonPartsTests {
     @Test func notifierReachesAnAbstractSocket() throws {
@@ -24,6 +26,24 @@ import VigilCore
         #expect(!SystemdNotifier(environment: [:]).notify("READY=1"))
         #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "3000000"]) == .seconds(3))
         #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "1"]) == nil)
+    }
+
+    /// The stages' beats and the watchdog's look at them are on the monotonic
+    /// clock: the wall clock (far from it, and free to jump) plays no part.
+    @Test func livenessGoesByTheMonotonicClock() {
+        let status = IngestStatus()
+        let dispatcher = Dispatcher(
+            databasePath: "/nonexistent", sinks: [], retry: RetryPolicy(initial: 1000, max: 1000, maxAge: 60_000), gauge: PendingGauge(),
+            logger: Logger(label: "test"))
+        let liveness = Liveness(status: status, dispatcher: dispatcher)
+        let now = Time.monotonicMillis()
+        status.values.withLock { $0.lastLoopAt = now }
+        dispatcher.heartbeat.store(now, ordering: .relaxed)
+        #expect(liveness.stagesAlive() == nil)
+        #expect(liveness.stagesAlive(now: now + Liveness.ingestStall - 1) == nil)
+        #expect(liveness.stagesAlive(now: now + Liveness.ingestStall + 1) == "ingestion stage not progressing")
+        status.values.withLock { $0.lastLoopAt = now + 30_001 }
+        #expect(liveness.stagesAlive(now: now + 30_001) == "dispatch stage not progressing")
     }
 
     @Test func logfmtQuotesOnlyWhenNeeded() {
