@@ -126,6 +126,9 @@ extension String {
     /// equivalence Swift's `==` applies.
     @inline(__always)
     public func sameCodePoints(_ other: String) -> Bool {
+        // The byte counts first (constant time for native strings): most
+        // names compared, a payload's member names, differ in length.
+        guard utf8.count == other.utf8.count else { return false }
         var a = self, b = other
         return a.withUTF8 { pa in
             b.withUTF8 { pb in
