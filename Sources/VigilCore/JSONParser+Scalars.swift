@@ -7,6 +7,24 @@ import Darwin
 #endif
 
 extension JSONParser {
+    /// At a string without escapes or control characters: its bytes, and the
+    /// parser moves past it. Otherwise nil, and the parser stays where it is.
+    mutating func plainString() -> UnsafeRawBufferPointer? {
+        guard pos < end, base[pos] == UInt8(ascii: "\"") else { return nil }
+        var i = pos + 1
+        while i < end {
+            let c = base[i]
+            if c == UInt8(ascii: "\"") {
+                let bytes = UnsafeRawBufferPointer(start: base + pos + 1, count: i - pos - 1)
+                pos = i + 1
+                return bytes
+            }
+            if c == UInt8(ascii: "\\") || c < 0x20 { return nil }
+            i += 1
+        }
+        return nil
+    }
+
     mutating func parseString() throws(JSONError) -> String {
         pos += 1  // opening quote
         let start = pos

@@ -40,12 +40,26 @@ public struct ReadingDecoder: Sendable {
         return feeds
     }
 
-    /// Where a topic goes, from the cache when it was seen before.
+    /// The routes of the latest topics, by a quick hash of their bytes: one
+    /// comparison of the bytes, where the table above hashes the whole topic
+    /// with SipHash. A slot holds the last topic that hashed to it.
+    var recent: [(topic: String, route: Route)?] = Array(repeating: nil, count: ReadingDecoder.recentSlots)
+    static let recentSlots = 1 << 16
+
+    /// Where a topic goes, from the caches when it was seen before.
     public mutating func cachedRoute(topic: String) -> Route {
-        if let r = routes[topic] { return r }
-        let r = route(topic: topic)
-        if routes.count >= ReadingDecoder.maxCachedRoutes { routes.removeAll(keepingCapacity: true) }
-        routes[topic] = r
+        var t = topic
+        let slot = t.withUTF8 { Int(truncatingIfNeeded: FastHash.hash(UnsafeRawBufferPointer($0)) >> 48) } & (ReadingDecoder.recentSlots - 1)
+        if let e = recent[slot], e.topic.sameCodePoints(topic) { return e.route }
+        let r: Route
+        if let known = routes[topic] {
+            r = known
+        } else {
+            r = route(topic: topic)
+            if routes.count >= ReadingDecoder.maxCachedRoutes { routes.removeAll(keepingCapacity: true) }
+            routes[topic] = r
+        }
+        recent[slot] = (topic, r)
         return r
     }
 

@@ -30,6 +30,12 @@ public enum Record: Sendable {
 
     /// Parses one line. Errors are messages without position; the caller adds the line number.
     public static func parse(line: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<Record, UnitError> {
+        var topics: TopicInterner? = nil
+        return parse(line: line, maxDepth: maxDepth, topics: &topics)
+    }
+
+    /// Parses one line, its topic through `topics` (replay: a recording repeats a few thousand topics).
+    public static func parse(line: UnsafeBufferPointer<UInt8>, maxDepth: Int, topics: inout TopicInterner?) -> Result<Record, UnitError> {
         if let bad = UTF8Validation.firstInvalidByte(line) {
             return .failure(UnitError("invalid UTF-8 at byte \(bad) (use payload_base64 for binary payloads)"))
         }
@@ -57,50 +63,55 @@ public enum Record: Sendable {
                     guard !p.atEnd, p.current == UInt8(ascii: ":") else { throw p.fail("expected ':'") }
                     p.pos += 1
                     p.skipWhitespace()
-                    let start = p.pos
-                    p.deepest = 0
-                    let value = try p.parseValue(depth: 1)
-                    switch key {
-                    case "ts":
-                        switch value {
-                        case .number(let d) where d == d.rounded() && d.magnitude < 1e16: ts = Millis(d)
-                        case .string(let s):
-                            guard let t = Time.parse(s) else { return .failure(UnitError("ts '\(s)' is not an RFC 3339 time")) }
-                            ts = t
-                        default: return .failure(UnitError("ts must be milliseconds since the epoch or an RFC 3339 time"))
+                    if key == "topic", topics != nil, let bytes = p.plainString() {
+                        // The line is valid UTF-8 (checked above), and so are these bytes.
+                        topic = topics!.string(bytes)
+                    } else {
+                        let start = p.pos
+                        p.deepest = 0
+                        let value = try p.parseValue(depth: 1)
+                        switch key {
+                        case "ts":
+                            switch value {
+                            case .number(let d) where d == d.rounded() && d.magnitude < 1e16: ts = Millis(d)
+                            case .string(let s):
+                                guard let t = Time.parse(s) else { return .failure(UnitError("ts '\(s)' is not an RFC 3339 time")) }
+                                ts = t
+                            default: return .failure(UnitError("ts must be milliseconds since the epoch or an RFC 3339 time"))
+                            }
+                        case "topic":
+                            guard case .string(let s) = value else { return .failure(UnitError("topic must be a string")) }
+                            topic = s
+                        case "payload":
+                            payload = .parsed(value, size: p.pos - start, depth: p.deepest)
+                        case "payload_text":
+                            guard case .string(let s) = value else { return .failure(UnitError("payload_text must be a string")) }
+                            payload = .bytes(Array(s.utf8))
+                        case "payload_base64":
+                            guard case .string(let s) = value, let b = Base64.decode(s) else {
+                                return .failure(UnitError("payload_base64 must be a base64 string"))
+                            }
+                            payload = .bytes(b)
+                        case "broker":
+                            guard case .string(let s) = value, let m = BrokerMark(rawValue: s) else {
+                                return .failure(UnitError("broker must be \"lost\" or \"connected\""))
+                            }
+                            mark = m
+                        case "ack":
+                            guard case .string(let s) = value, !s.isEmpty else { return .failure(UnitError("ack must be an incident id")) }
+                            ack = s
+                        case "by":
+                            guard case .string(let s) = value else { return .failure(UnitError("by must be a string")) }
+                            by = s
+                        case "note":
+                            switch value {
+                            case .string(let s): note = s
+                            case .null: note = nil
+                            default: return .failure(UnitError("note must be a string or null"))
+                            }
+                        default:
+                            break  // other fields (qos, retain, …) are kept by recorders; replay does not need them
                         }
-                    case "topic":
-                        guard case .string(let s) = value else { return .failure(UnitError("topic must be a string")) }
-                        topic = s
-                    case "payload":
-                        payload = .parsed(value, size: p.pos - start, depth: p.deepest)
-                    case "payload_text":
-                        guard case .string(let s) = value else { return .failure(UnitError("payload_text must be a string")) }
-                        payload = .bytes(Array(s.utf8))
-                    case "payload_base64":
-                        guard case .string(let s) = value, let b = Base64.decode(s) else {
-                            return .failure(UnitError("payload_base64 must be a base64 string"))
-                        }
-                        payload = .bytes(b)
-                    case "broker":
-                        guard case .string(let s) = value, let m = BrokerMark(rawValue: s) else {
-                            return .failure(UnitError("broker must be \"lost\" or \"connected\""))
-                        }
-                        mark = m
-                    case "ack":
-                        guard case .string(let s) = value, !s.isEmpty else { return .failure(UnitError("ack must be an incident id")) }
-                        ack = s
-                    case "by":
-                        guard case .string(let s) = value else { return .failure(UnitError("by must be a string")) }
-                        by = s
-                    case "note":
-                        switch value {
-                        case .string(let s): note = s
-                        case .null: note = nil
-                        default: return .failure(UnitError("note must be a string or null"))
-                        }
-                    default:
-                        break  // other fields (qos, retain, …) are kept by recorders; replay does not need them
                     }
                     p.skipWhitespace()
                     guard !p.atEnd else { throw p.fail("unexpected end of record") }

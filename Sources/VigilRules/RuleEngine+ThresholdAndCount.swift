@@ -111,34 +111,36 @@ extension RuleEngine {
         _ out: inout [IncidentEvent]
     ) -> Bool {
         let rule = rules[r]
-        guard var inc = st.incident.take() else { return true }
+        // The incident is changed where it is (`st.incident!`): taken out and
+        // put back, its dozen fields would be copied for every reading of the key.
+        guard st.incident != nil else { return true }
         if let clear = rule.clearWhen {
             switch clear.truth(ctx) {
             case true?:
                 if rule.clearFor == 0 {
-                    resolve(r, &inc, at: t, reading: ReadingSnapshot(reading), &out)
+                    resolve(r, &st.incident!, at: t, reading: ReadingSnapshot(reading), &out)
                     return false
                 }
-                if inc.clearRunStart == nil {
-                    inc.clearRunStart = t
-                    inc.clearRunReading = ReadingSnapshot(reading)
+                if st.incident!.clearRunStart == nil {
+                    st.incident!.clearRunStart = t
+                    st.incident!.clearRunReading = ReadingSnapshot(reading)
                 }
             case false?:
-                inc.clearRunStart = nil
-                inc.clearRunReading = nil
+                st.incident!.clearRunStart = nil
+                st.incident!.clearRunReading = nil
             case nil:
                 break
             }
         }
         if rule.when?.truth(ctx) == true {
-            inc.count += 1
-            inc.lastMatchAt = t
-            inc.lastReading = ReadingSnapshot(reading)
-            if t - inc.lastEmittedAt >= rule.updateEvery {
-                emit(r, .updated, &inc, at: t, reading: inc.lastReading, &out)
+            st.incident!.count += 1
+            st.incident!.lastMatchAt = t
+            st.incident!.lastReading = ReadingSnapshot(reading)
+            if t - st.incident!.lastEmittedAt >= rule.updateEvery {
+                let last = st.incident!.lastReading
+                emit(r, .updated, &st.incident!, at: t, reading: last, &out)
             }
         }
-        st.incident = inc
         rearm(r, keyText, &st)
         return true
     }

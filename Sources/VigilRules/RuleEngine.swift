@@ -164,12 +164,16 @@ public struct RuleEngine: Sendable {
 
     /// Whether a heap entry is still wanted: the key's armed deadline, or the
     /// next reminder of an open absence incident.
+    /// Fields in place, never a copy of a key's state or of a tracker: this
+    /// runs whenever a timer is due, stale entries included.
     func isLive(_ e: TimerEntry) -> Bool {
-        if rules[e.rule].isAbsence {
-            let t = absence[e.rule]
-            return t.slotsByKey[e.key]?.contains { t.open[$0]?.nextReminder(rules[e.rule]) == e.due } ?? false
+        let rule = rules[e.rule]
+        if rule.isAbsence {
+            guard let slots = absence[e.rule].slotsByKey[e.key] else { return false }
+            return slots.contains { absence[e.rule].reminderDue($0, rule) == e.due }
         }
-        return states[e.rule][e.key]?.armed == e.due
+        guard let i = states[e.rule].index(forKey: e.key) else { return false }
+        return states[e.rule].values[i].armed == e.due
     }
 
     mutating func nextTimer() -> (due: Millis, rule: Int, key: String, absence: Bool)? {

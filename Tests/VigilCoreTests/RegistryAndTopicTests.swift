@@ -140,3 +140,50 @@ import Testing
         #expect((try? parse(#"{"ts":"soon","topic":"t","payload":{}}"#).get()) == nil)
     }
 }
+
+/// The caches of topics (`TopicInterner`, the decoder's recent routes) take a
+/// slot from a topic's hash: a district's topics, which differ in a digit or
+/// two, must land in different slots, or the caches thrash.
+@Suite struct TopicCacheTests {
+    let topics = (0..<3000).map { i in
+        "district/estate/C\(String(format: "%03d", i % 200))/\(["charging_pile", "smart_gate", "fire_alarm"][i % 3])/d-\(String(format: "%04d", i))/\(["telemetry", "status", "event"][i % 3])"
+    }
+
+    @Test func aDistrictsTopicsSpreadOverTheSlots() {
+        var slots = Set<UInt64>()
+        for t in topics {
+            var s = t
+            slots.insert(s.withUTF8 { FastHash.hash(UnsafeRawBufferPointer($0)) } >> 48)
+        }
+        // 3,000 keys in 65,536 slots: about 2 % share one when the high bits are uniform.
+        #expect(slots.count > topics.count * 95 / 100, "\(slots.count) slots for \(topics.count) topics")
+    }
+
+    @Test func theInternerGivesBackTheSameTopic() {
+        var interner = TopicInterner()
+        for t in topics + topics {
+            var s = t
+            let got = s.withUTF8 { interner.string(UnsafeRawBufferPointer($0)) }
+            #expect(got == t)
+        }
+    }
+
+    @Test func theRecentRoutesAgreeWithTheRoutes() throws {
+        let subs = try ["charging_pile", "smart_gate"].map { feed in
+            Subscription(pattern: try TopicPattern("district/estate/{community}/\(feed)/{channel}/{kind}"), feed: FeedSpec(feed))
+        }
+        var decoder = ReadingDecoder(subscriptions: subs, registry: ChannelRegistry(), unknownChannels: .accept, limits: .init())
+        var routed = 0
+        for t in topics + topics.reversed() + ["district/nowhere"] {
+            let cached = decoder.cachedRoute(topic: t), direct = decoder.route(topic: t)
+            switch (cached, direct) {
+            case (.success(let a), .success(let b)):
+                routed += 1
+                #expect(a.feed == b.feed && a.channel == b.channel && a.captures.map(\.value) == b.captures.map(\.value), "\(t)")
+            case (.failure(let a), .failure(let b)): #expect(a == b)
+            default: Issue.record("\(t): \(cached) against \(direct)")
+            }
+        }
+        #expect(routed == 4000, "fire_alarm has no subscription: two thirds of the topics are routed, twice")
+    }
+}
