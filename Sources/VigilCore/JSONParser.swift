@@ -106,9 +106,10 @@ public struct JSONParser: ~Copyable {
         if depth > maxDepth { throw .tooDeep(limit: maxDepth) }
         if depth > deepest { deepest = depth }
         pos += 1
-        var obj = JSONObject()
         skipWhitespace()
-        if pos < end && base[pos] == UInt8(ascii: "}") { pos += 1; return obj }
+        if pos < end && base[pos] == UInt8(ascii: "}") { pos += 1; return JSONObject() }
+        // A device's reading has a handful of fields.
+        var obj = JSONObject(reservingCapacity: 8)
         while true {
             skipWhitespace()
             guard pos < end, base[pos] == UInt8(ascii: "\"") else { throw fail("expected a member name") }

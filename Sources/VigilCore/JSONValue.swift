@@ -66,6 +66,12 @@ public struct JSONObject: Sendable, Equatable {
 
     public init() { keys = []; values = [] }
 
+    /// Room for `capacity` members: a parsed payload grows its two arrays once, not at every doubling.
+    public init(reservingCapacity capacity: Int) {
+        keys = []; values = []
+        keys.reserveCapacity(capacity); values.reserveCapacity(capacity)
+    }
+
     public init(_ members: [(String, JSONValue)]) {
         keys = []; values = []
         keys.reserveCapacity(members.count); values.reserveCapacity(members.count)

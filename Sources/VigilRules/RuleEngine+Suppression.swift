@@ -44,6 +44,7 @@ extension RuleEngine {
     /// The key of a reading for rule `r`; the common `[channel]` key is built once per reading.
     func keyFor(_ r: Int, _ ctx: EvalContext, _ cache: inout KeyCache) -> (JSONObject, String) {
         guard channelKeyed[r] else { return keyOf(rules[r], ctx) }
+        if let i = cache.registryIndex { return registryChannelKeys[i] }
         if let k = cache.channel { return k }
         let k = keyOf(rules[r], ctx)
         cache.channel = k

@@ -120,7 +120,7 @@ public struct RuleEngine: Sendable {
         advance(to: time, into: &out)
         let t = now
         let ctx = EvalContext(reading: reading, registry: registry)
-        var keys = KeyCache(channel: reading.channelIndex.map { registryChannelKeys[$0] })
+        var keys = KeyCache(registryIndex: reading.channelIndex)
         let applicable = rules(forFeed: reading.feed)
         for r in applicable {
             switch rules[r].kind {
@@ -214,6 +214,9 @@ public struct RuleEngine: Sendable {
 
 /// Keys already computed for the reading being evaluated.
 struct KeyCache {
+    /// A registry channel's `[channel]` key was built with the engine; it is
+    /// looked up only when a rule needs the key (most readings change no state).
+    var registryIndex: Int?
     var channel: (JSONObject, String)?
 }
 
