@@ -40,9 +40,9 @@ extension IngestLoop {
                 }
                 var entry = StateStore.JournalEntry(receivedAt: arrival, kind: .message, mid: m.mid, topic: m.topic, payload: m.payload)
                 switch taken {
-                case .reading(let r, let at, let device):
+                case .reading(let feed, let at, let device):
                     readings += 1
-                    byFeed.add(r.feed)
+                    byFeed.add(feed)
                     if at != arrival { entry.judgedAt = at }
                     if let device { deviceTimes.append(device) }
                 case .dead(let d):

@@ -20,9 +20,11 @@ public struct Evaluator: Sendable {
 
     /// What became of a message.
     public enum Taken {
-        /// A reading, evaluated at clock time `at` (its device time when it was
-        /// late); `deviceTime`: the time the payload carries, when it carries one.
-        case reading(Reading, at: Millis, deviceTime: Millis?)
+        /// A reading of `feed`, evaluated at clock time `at` (its device time
+        /// when it was late); `deviceTime`: the time the payload carries, when
+        /// it carries one. (The feed, not the reading: a caller counts it, and
+        /// a reading is a dozen references to copy for every message.)
+        case reading(feed: String, at: Millis, deviceTime: Millis?)
         case dead(DeadLetter)
     }
 
@@ -50,7 +52,7 @@ public struct Evaluator: Sendable {
             let device = deviceTime?.time(in: reading.payload)
             let t = timeline.take(.reading(deviceTime: device), arrival: arrival, clock: engine.now) ?? engine.now
             engine.process(reading, at: judgedAt ?? t, into: &out)
-            return .reading(reading, at: engine.now, deviceTime: device)
+            return .reading(feed: reading.feed, at: engine.now, deviceTime: device)
         case .failure(let dead):
             if let t = timeline.take(.other, arrival: arrival, clock: engine.now) { engine.advance(to: t, into: &out) }
             return .dead(dead)
