@@ -28,6 +28,9 @@ public struct ReadingDecoder: Sendable {
         self.registry = registry
         self.unknownChannels = unknownChannels
         self.limits = limits
+        let slots = TopicInterner.slots(forChannels: registry.count)
+        recent = Array(repeating: nil, count: slots)
+        recentMask = slots - 1
         var feeds = Set<String>()
         for s in subscriptions { if case .literal(let f) = s.feed { feeds.insert(f) } }
         self.knownFeeds = feeds
@@ -43,13 +46,13 @@ public struct ReadingDecoder: Sendable {
     /// The routes of the latest topics, by a quick hash of their bytes: one
     /// comparison of the bytes, where the table above hashes the whole topic
     /// with SipHash. A slot holds the last topic that hashed to it.
-    var recent: [(topic: String, route: Route)?] = Array(repeating: nil, count: ReadingDecoder.recentSlots)
-    static let recentSlots = 1 << 16
+    var recent: [(topic: String, route: Route)?]
+    let recentMask: Int
 
     /// Where a topic goes, from the caches when it was seen before.
     public mutating func cachedRoute(topic: String) -> Route {
         var t = topic
-        let slot = t.withUTF8 { Int(truncatingIfNeeded: FastHash.hash(UnsafeRawBufferPointer($0)) >> 48) } & (ReadingDecoder.recentSlots - 1)
+        let slot = t.withUTF8 { Int(truncatingIfNeeded: FastHash.hash(UnsafeRawBufferPointer($0)) >> 32) } & recentMask
         if let e = recent[slot], e.topic.sameCodePoints(topic) { return e.route }
         let r: Route
         if let known = routes[topic] {

@@ -9,16 +9,27 @@ import Glibc
 /// MQTT client interns what libmosquitto hands it; replay interns the topics
 /// of its records.
 public struct TopicInterner: Sendable {
-    /// Far more slots than a district has topics (a few per channel), so two
-    /// topics seldom share one.
-    static let slots = 1 << 16
-    var strings: [String?] = Array(repeating: nil, count: TopicInterner.slots)
+    var strings: [String?]
+    let mask: Int
 
-    public init() {}
+    /// `slots`, a power of two: far more than the topics expected (a few per
+    /// channel, `slots(forChannels:)`), so two topics seldom share one.
+    public init(slots: Int = 1 << 16) {
+        precondition(slots > 0 && slots & (slots - 1) == 0, "slots must be a power of two")
+        strings = Array(repeating: nil, count: slots)
+        mask = slots - 1
+    }
+
+    /// Sixteen slots a channel (a channel has a few topics), from 4,096 to 524,288.
+    public static func slots(forChannels n: Int) -> Int {
+        var s = 1 << 12
+        while s < n * 16 && s < 1 << 19 { s <<= 1 }
+        return s
+    }
 
     /// The topic as a `String`; `bytes` must be valid UTF-8.
     public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String {
-        let i = Int(truncatingIfNeeded: FastHash.hash(bytes) >> 48) & (TopicInterner.slots - 1)
+        let i = Int(truncatingIfNeeded: FastHash.hash(bytes) >> 32) & mask
         if var known = strings[i], known.utf8.count == bytes.count {
             let same = bytes.isEmpty || known.withUTF8 { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
             if same { return known }

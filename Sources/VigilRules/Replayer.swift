@@ -54,7 +54,7 @@ public struct Replayer {
         events.reserveCapacity(16)
         var failure: Failure?
         let maxDepth = setup.config.limits.maxDepth
-        var topics: TopicInterner? = TopicInterner()
+        var topics: TopicInterner? = TopicInterner(slots: TopicInterner.slots(forChannels: setup.registry.count))
         LineReader(fd: inputFD).forEachLine { line, number in
             guard failure == nil else { return }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
