@@ -15,6 +15,12 @@ public enum FastHash {
         return x ^ (x >> 33)
     }
 
+    /// A cache slot for `bytes` in a table of `mask + 1` slots (a power of two).
+    @inline(__always)
+    public static func slot(_ bytes: UnsafeRawBufferPointer, mask: Int) -> Int {
+        Int(truncatingIfNeeded: hash(bytes) >> 32) & mask
+    }
+
     public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var h: UInt64 = UInt64(bytes.count)
         var i = 0

@@ -52,7 +52,7 @@ public struct ReadingDecoder: Sendable {
     /// Where a topic goes, from the caches when it was seen before.
     public mutating func cachedRoute(topic: String) -> Route {
         var t = topic
-        let slot = t.withUTF8 { Int(truncatingIfNeeded: FastHash.hash(UnsafeRawBufferPointer($0)) >> 32) } & recentMask
+        let slot = t.withUTF8 { FastHash.slot(UnsafeRawBufferPointer($0), mask: recentMask) }
         if let e = recent[slot], e.topic.sameCodePoints(topic) { return e.route }
         let r: Route
         if let known = routes[topic] {

@@ -29,7 +29,7 @@ public struct TopicInterner: Sendable {
 
     /// The topic as a `String`; `bytes` must be valid UTF-8.
     public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String {
-        let i = Int(truncatingIfNeeded: FastHash.hash(bytes) >> 32) & mask
+        let i = FastHash.slot(bytes, mask: mask)
         if var known = strings[i], known.utf8.count == bytes.count {
             let same = bytes.isEmpty || known.withUTF8 { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
             if same { return known }

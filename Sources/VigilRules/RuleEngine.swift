@@ -170,7 +170,7 @@ public struct RuleEngine: Sendable {
         let rule = rules[e.rule]
         if rule.isAbsence {
             guard let slots = absence[e.rule].slotsByKey[e.key] else { return false }
-            return slots.contains { absence[e.rule].reminderDue($0, rule) == e.due }
+            return slots.contains { absence[e.rule].open[$0]?.nextReminder(rule) == e.due }
         }
         guard let i = states[e.rule].index(forKey: e.key) else { return false }
         return states[e.rule].values[i].armed == e.due

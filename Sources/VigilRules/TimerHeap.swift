@@ -47,12 +47,6 @@ struct AbsenceTracker: Sendable {
         lastSeen.append(0); seenConnected.append(0); open.append(nil); prev.append(-1); next.append(-1); linked.append(false)
     }
 
-    /// When the open incident of slot `s` reminds next, if it is open and reminds.
-    func reminderDue(_ s: Int, _ rule: Rule) -> Millis? {
-        guard let every = rule.remindEvery, open[s] != nil, open[s]?.acknowledgedAt == nil else { return nil }
-        return open[s]!.openedAt + Millis(open[s]!.reminders + 1) * every
-    }
-
     mutating func unlink(_ s: Int) {
         guard linked[s] else { return }
         if prev[s] >= 0 { next[prev[s]] = next[s] } else { head = next[s] }
