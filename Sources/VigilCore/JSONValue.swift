@@ -59,48 +59,50 @@ extension JSONValue: Equatable {
 
 /// A JSON object that keeps its members in the order they were written, so a
 /// payload reaches the sinks as the device sent it. Payloads are small: a linear
-/// search beats hashing here.
+/// search beats hashing here. The members are one array of pairs: one
+/// allocation a parsed payload, one reference to count when it is copied.
 public struct JSONObject: Sendable, Equatable {
-    public private(set) var keys: [String]
-    public private(set) var values: [JSONValue]
+    public private(set) var members: [(key: String, value: JSONValue)]
 
-    public init() { keys = []; values = [] }
+    public init() { members = [] }
 
-    /// Room for `capacity` members: a parsed payload grows its two arrays once, not at every doubling.
+    /// Room for `capacity` members: a parsed payload grows its array once, not at every doubling.
     public init(reservingCapacity capacity: Int) {
-        keys = []; values = []
-        keys.reserveCapacity(capacity); values.reserveCapacity(capacity)
+        members = []
+        members.reserveCapacity(capacity)
     }
 
     public init(_ members: [(String, JSONValue)]) {
-        keys = []; values = []
-        keys.reserveCapacity(members.count); values.reserveCapacity(members.count)
+        self.members = []
+        self.members.reserveCapacity(members.count)
         for (k, v) in members { self[k] = v }
     }
 
-    public var count: Int { keys.count }
-    public var isEmpty: Bool { keys.isEmpty }
+    public var count: Int { members.count }
+    public var isEmpty: Bool { members.isEmpty }
+    /// The member names, in order.
+    public var keys: [String] { members.map(\.key) }
+    /// The member values, in order.
+    public var values: [JSONValue] { members.map(\.value) }
 
     public subscript(key: String) -> JSONValue? {
         get {
-            for i in keys.indices where keys[i].sameCodePoints(key) { return values[i] }
+            for i in members.indices where members[i].key.sameCodePoints(key) { return members[i].value }
             return nil
         }
         set {
-            for i in keys.indices where keys[i].sameCodePoints(key) {
-                if let newValue { values[i] = newValue } else { keys.remove(at: i); values.remove(at: i) }
+            for i in members.indices where members[i].key.sameCodePoints(key) {
+                if let newValue { members[i].value = newValue } else { members.remove(at: i) }
                 return
             }
-            if let newValue { keys.append(key); values.append(newValue) }
+            if let newValue { members.append((key, newValue)) }
         }
     }
 
     /// Appends without looking for an existing key; for builders that know keys are unique.
     public mutating func appendUnique(_ key: String, _ value: JSONValue) {
-        keys.append(key); values.append(value)
+        members.append((key, value))
     }
-
-    public var members: Zip2Sequence<[String], [JSONValue]> { zip(keys, values) }
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.count == rhs.count else { return false }

@@ -23,7 +23,9 @@ public struct LineReader {
             if n == 0 { break }
             try buffer.withUnsafeBufferPointer { buf in
                 var start = 0
-                for i in 0..<n where buf[i] == 0x0A {
+                // memchr finds the line ends: many bytes a step, where a loop takes one.
+                while start < n, let hit = memchr(buf.baseAddress! + start, 0x0A, n - start) {
+                    let i = buf.baseAddress!.distance(to: hit.assumingMemoryBound(to: UInt8.self))
                     lineNumber += 1
                     if carry.isEmpty {
                         try body(UnsafeBufferPointer(rebasing: buf[start..<i]), lineNumber)

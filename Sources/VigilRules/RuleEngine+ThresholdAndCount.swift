@@ -16,7 +16,8 @@ extension RuleEngine {
         // A reading on which every condition is unknown changes nothing.
         if when == nil, rule.clearWhen?.truth(ctx) == nil { return }
         let (key, keyText) = keyFor(r, ctx, &keys)
-        withState(r, key, keyText) { engine, st in
+        // A key without state starts one only on a true `when`.
+        withState(r, key, keyText, create: when == true) { engine, st in
             engine.thresholdStep(r, hold: hold, when: when, &st, keyText, reading, ctx, t, &out)
         }
     }
@@ -60,7 +61,7 @@ extension RuleEngine {
         // Only a matching reading or a clear condition can change a count rule's state.
         if when != true, rule.clearWhen?.truth(ctx) == nil { return }
         let (key, keyText) = keyFor(r, ctx, &keys)
-        withState(r, key, keyText) { engine, st in
+        withState(r, key, keyText, create: when == true) { engine, st in
             engine.countStep(r, n: n, within: within, when: when, &st, keyText, reading, ctx, t, &out)
         }
     }
@@ -89,10 +90,15 @@ extension RuleEngine {
     /// Runs `step` on the state of `keyText` — a fresh one when the key has
     /// none — in place: one lookup, no copy of the state. The state is out of
     /// the table while `step` runs (nothing in a step touches this rule's
-    /// table) and goes back when `step` returns true.
-    mutating func withState(_ r: Int, _ key: JSONObject, _ keyText: String, _ step: (inout RuleEngine, inout KeyState) -> Bool) {
-        var st = KeyState(key: key)
+    /// table) and goes back when `step` returns true. A key without state is
+    /// left alone unless `create`: most readings change no key (a fresh state
+    /// is a few hundred bytes to build, swap and drop).
+    mutating func withState(
+        _ r: Int, _ key: JSONObject, _ keyText: String, create: Bool, _ step: (inout RuleEngine, inout KeyState) -> Bool
+    ) {
         let slot = states[r].index(forKey: keyText)
+        if slot == nil && !create { return }
+        var st = KeyState(key: key)
         if let slot { swap(&st, &states[r].values[slot]) }
         let keep = step(&self, &st)
         if let slot {
