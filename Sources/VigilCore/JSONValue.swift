@@ -130,6 +130,14 @@ import Glibc
 #endif
 
 extension String {
+    /// Whether two strings are one value, bit for bit: the same storage with
+    /// the same length, or the same small string. Equal bits are equal text;
+    /// unequal bits say nothing (`sameCodePoints` compares the text).
+    @inline(__always)
+    public func isIdentical(to other: String) -> Bool {
+        unsafeBitCast(self, to: (UInt64, UInt64).self) == unsafeBitCast(other, to: (UInt64, UInt64).self)
+    }
+
     /// Equality of Unicode code points (UTF-8 bytes), without the canonical
     /// equivalence Swift's `==` applies.
     @inline(__always)

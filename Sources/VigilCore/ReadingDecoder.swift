@@ -1,7 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Turns (topic, payload bytes, arrival time) into a reading or a dead letter,
 /// by the rules of the subscriptions, the registry and the payload limits.
 /// `run`, `replay` and `vigil test` all decode through this one type.
-public struct ReadingDecoder: Sendable {
+public struct ReadingDecoder: TopicStrings, Sendable {
     public enum UnknownChannels: String, Sendable { case accept, reject }
 
     public struct Limits: Sendable {
@@ -49,20 +53,49 @@ public struct ReadingDecoder: Sendable {
     var recent: [(topic: String, route: Route)?]
     let recentMask: Int
 
+    /// The topic `string(_:)` returned last, with its route: replay interns a
+    /// record's topic here and decodes the record next, so the route is found
+    /// with the topic, in one lookup.
+    var lastInterned: (topic: String, route: Route)?
+
+    /// The topic whose UTF-8 bytes are `bytes` as a `String`, the one made
+    /// before when the topic was seen before; its route is ready for the
+    /// decoding that follows. `bytes` must be valid UTF-8.
+    public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String {
+        let slot = FastHash.slot(bytes, mask: recentMask)
+        if let e = recent[slot], e.topic.utf8.count == bytes.count {
+            let same = e.topic.utf8.withContiguousStorageIfAvailable {
+                bytes.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0
+            }
+            if same == true {
+                lastInterned = e
+                return e.topic
+            }
+        }
+        let topic = String(decoding: bytes, as: UTF8.self)
+        let r = uncachedRoute(topic: topic)
+        recent[slot] = (topic, r)
+        lastInterned = (topic, r)
+        return topic
+    }
+
     /// Where a topic goes, from the caches when it was seen before.
     public mutating func cachedRoute(topic: String) -> Route {
+        if let m = lastInterned, m.topic.isIdentical(to: topic) { return m.route }
         var t = topic
         let slot = t.withUTF8 { FastHash.slot(UnsafeRawBufferPointer($0), mask: recentMask) }
         if let e = recent[slot], e.topic.sameCodePoints(topic) { return e.route }
-        let r: Route
-        if let known = routes[topic] {
-            r = known
-        } else {
-            r = route(topic: topic)
-            if routes.count >= ReadingDecoder.maxCachedRoutes { routes.removeAll(keepingCapacity: true) }
-            routes[topic] = r
-        }
+        let r = uncachedRoute(topic: topic)
         recent[slot] = (topic, r)
+        return r
+    }
+
+    /// The route from the large table, or worked out.
+    mutating func uncachedRoute(topic: String) -> Route {
+        if let known = routes[topic] { return known }
+        let r = route(topic: topic)
+        if routes.count >= ReadingDecoder.maxCachedRoutes { routes.removeAll(keepingCapacity: true) }
+        routes[topic] = r
         return r
     }
 

@@ -30,12 +30,14 @@ public enum Record: Sendable {
 
     /// Parses one line. Errors are messages without position; the caller adds the line number.
     public static func parse(line: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<Record, UnitError> {
-        var topics: TopicInterner? = nil
+        var topics = FreshTopics()
         return parse(line: line, maxDepth: maxDepth, topics: &topics)
     }
 
     /// Parses one line, its topic through `topics` (replay: a recording repeats a few thousand topics).
-    public static func parse(line: UnsafeBufferPointer<UInt8>, maxDepth: Int, topics: inout TopicInterner?) -> Result<Record, UnitError> {
+    public static func parse<Topics: TopicStrings>(
+        line: UnsafeBufferPointer<UInt8>, maxDepth: Int, topics: inout Topics
+    ) -> Result<Record, UnitError> {
         if let bad = UTF8Validation.firstInvalidByte(line) {
             return .failure(UnitError("invalid UTF-8 at byte \(bad) (use payload_base64 for binary payloads)"))
         }
@@ -63,9 +65,9 @@ public enum Record: Sendable {
                     guard !p.atEnd, p.current == UInt8(ascii: ":") else { throw p.fail("expected ':'") }
                     p.pos += 1
                     p.skipWhitespace()
-                    if key == "topic", topics != nil, let bytes = p.plainString() {
+                    if key == "topic", let bytes = p.plainString() {
                         // The line is valid UTF-8 (checked above), and so are these bytes.
-                        topic = topics!.string(bytes)
+                        topic = topics.string(bytes)
                     } else {
                         let start = p.pos
                         p.deepest = 0

@@ -2,13 +2,26 @@
 import Glibc
 #endif
 
+/// Turns a topic's bytes into a `String`, the same one for the same topic
+/// where it can: the MQTT client's interner, and the decoder (replay).
+public protocol TopicStrings {
+    /// `bytes` must be valid UTF-8.
+    mutating func string(_ bytes: UnsafeRawBufferPointer) -> String
+}
+
+/// A new `String` every time.
+public struct FreshTopics: TopicStrings {
+    public init() {}
+    public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
+}
+
 /// The topics of recent messages, by their bytes. A fleet of devices sends on
 /// the same few thousand topics again and again, so a message's topic is
 /// almost always a `String` made before: one hash and one comparison of the
 /// bytes instead of an allocation and a UTF-8 check for every message. The
 /// MQTT client interns what libmosquitto hands it; replay interns the topics
 /// of its records.
-public struct TopicInterner: Sendable {
+public struct TopicInterner: TopicStrings, Sendable {
     var strings: [String?]
     let mask: Int
 

@@ -8,7 +8,20 @@ public struct EvalContext {
     public var topic: String?
     /// Feed, channel id and captures (a reading's route, shared, not copied).
     public var route: TopicRoute
-    public var channelInfo: JSONObject?
+    /// The registry columns of the channel, when it is registered.
+    public var channelInfo: JSONObject? {
+        get {
+            if let storedInfo { return storedInfo }
+            guard let channels, let i = route.channelIndex else { return nil }
+            return channels[i].info
+        }
+        set { storedInfo = newValue; channels = nil }
+    }
+    var storedInfo: JSONObject?
+    /// A reading's context looks its channel's columns up only when asked:
+    /// most readings are judged by their payload alone, and the registry's
+    /// array is in the cache where one channel's columns seldom are.
+    var channels: [Channel]?
 
     public var captures: [(name: String, value: String)] { route.captures }
     public var channelID: String? { route.channel }
@@ -18,13 +31,13 @@ public struct EvalContext {
         payload: JSONObject?, topic: String?, captures: [(name: String, value: String)], channelID: String?,
         channelInfo: JSONObject?, feed: String
     ) {
-        self.payload = payload; self.topic = topic; self.channelInfo = channelInfo
+        self.payload = payload; self.topic = topic; self.storedInfo = channelInfo
         route = TopicRoute(feed: feed, channel: channelID, captures: captures, channelIndex: nil)
     }
 
     public init(reading: Reading, registry: ChannelRegistry) {
         payload = reading.payload; topic = reading.topic; route = reading.route
-        channelInfo = reading.channelIndex.map { registry.channels[$0].info }
+        channels = registry.channels
     }
 
     public init(channel: Channel) {

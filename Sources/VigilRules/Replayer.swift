@@ -54,12 +54,12 @@ public struct Replayer {
         events.reserveCapacity(16)
         var failure: Failure?
         let maxDepth = setup.config.limits.maxDepth
-        var topics: TopicInterner? = TopicInterner(slots: TopicInterner.slots(forChannels: setup.registry.count))
         LineReader(fd: inputFD).forEachLine { line, number in
             guard failure == nil else { return }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
             let record: Record
-            switch Record.parse(line: line, maxDepth: maxDepth, topics: &topics) {
+            // The decoder interns the topic and has its route ready for the decoding.
+            switch Record.parse(line: line, maxDepth: maxDepth, topics: &evaluator.decoder) {
             case .success(let r): record = r
             case .failure(let e): failure = .badRecord(line: number, message: e.description); return
             }
