@@ -186,4 +186,38 @@ import Testing
         }
         #expect(routed == 4000, "fire_alarm has no subscription: two thirds of the topics are routed, twice")
     }
+
+    /// Replay interns a record's topic in the decoder and decodes the record
+    /// next: the route found with the topic serves that one string, and only it.
+    @Test func theDecoderInternsTopicsWithTheirRoutes() throws {
+        let subs = try ["charging_pile", "smart_gate"].map { feed in
+            Subscription(pattern: try TopicPattern("district/estate/{community}/\(feed)/{channel}/{kind}"), feed: FeedSpec(feed))
+        }
+        var decoder = ReadingDecoder(subscriptions: subs, registry: ChannelRegistry(), unknownChannels: .accept, limits: .init())
+        func intern(_ t: String) -> String {
+            var s = t
+            return s.withUTF8 { decoder.string(UnsafeRawBufferPointer($0)) }
+        }
+        func channel(_ r: ReadingDecoder.Route) -> String? { if case .success(let route) = r { return route.channel } else { return nil } }
+        let a = topics[0], b = topics[1]
+        let first = intern(a)
+        #expect(first == a && intern(a).isIdentical(to: first), "the same bytes give the same string")
+        // Another topic decoded after interning `a` gets its own route.
+        _ = intern(a)
+        #expect(channel(decoder.cachedRoute(topic: b)) == "d-0001")
+        // The same text in another string is not taken for the interned one, and routes alike.
+        _ = intern(a)
+        let copy = String(decoding: Array(a.utf8), as: UTF8.self)
+        #expect(!copy.isIdentical(to: first) && copy == first)
+        #expect(channel(decoder.cachedRoute(topic: copy)) == "d-0000")
+        _ = intern(a)
+        #expect(channel(decoder.cachedRoute(topic: first)) == "d-0000")
+        // A record whose topic the decoder interned, then decoded.
+        var line = #"{"ts":1,"topic":"\#(b)","payload":{"x":1}}"#
+        guard case .message(let record) = try line.withUTF8({ Record.parse(line: $0, maxDepth: 8, topics: &decoder) }).get() else {
+            Issue.record("not a message"); return
+        }
+        #expect(record.topic == b)
+        #expect(try decoder.decode(record: record).get().channel == "d-0001")
+    }
 }
