@@ -158,7 +158,7 @@ public struct RuleEngine: Sendable {
     public var openIncidents: Int {
         var n = 0
         for s in states { for (_, v) in s where v.incident != nil { n += 1 } }
-        for a in absence { for o in a.open where o != nil { n += 1 } }
+        for a in absence { n += a.open.count }
         return n
     }
 

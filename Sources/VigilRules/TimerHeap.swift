@@ -29,7 +29,9 @@ struct AbsenceTracker: Sendable {
     var lastSeen: [Millis] = []
     /// Connected time (blind time left out) when last seen: the list's order and the silence deadline.
     var seenConnected: [Millis] = []
-    var open: [OpenIncident?] = []
+    /// Slot → its open incident. Few channels are silent at once: a reading
+    /// asks an empty or small table, not a few hundred bytes of its own slot.
+    var open: [Int: OpenIncident] = [:]
     /// Key text → slots (a key such as `[channel.building]` is shared), for the reminders of open absence incidents.
     var slotsByKey: [String: [Int]] = [:]
     var prev: [Int] = []
@@ -44,7 +46,7 @@ struct AbsenceTracker: Sendable {
         slotOf[registryIndex] = channel.count
         slotsByKey[kt, default: []].append(channel.count)
         channel.append(registryIndex); key.append(k); keyText.append(kt)
-        lastSeen.append(0); seenConnected.append(0); open.append(nil); prev.append(-1); next.append(-1); linked.append(false)
+        lastSeen.append(0); seenConnected.append(0); prev.append(-1); next.append(-1); linked.append(false)
     }
 
     mutating func unlink(_ s: Int) {
