@@ -29,9 +29,7 @@ struct AbsenceTracker: Sendable {
     var lastSeen: [Millis] = []
     /// Connected time (blind time left out) when last seen: the list's order and the silence deadline.
     var seenConnected: [Millis] = []
-    /// Slot → its open incident. Few channels are silent at once: a reading
-    /// asks an empty or small table, not a few hundred bytes of its own slot.
-    var open: [Int: OpenIncident] = [:]
+    var open = OpenBySlot()
     /// Key text → slots (a key such as `[channel.building]` is shared), for the reminders of open absence incidents.
     var slotsByKey: [String: [Int]] = [:]
     var prev: [Int] = []
@@ -46,7 +44,7 @@ struct AbsenceTracker: Sendable {
         slotOf[registryIndex] = channel.count
         slotsByKey[kt, default: []].append(channel.count)
         channel.append(registryIndex); key.append(k); keyText.append(kt)
-        lastSeen.append(0); seenConnected.append(0); prev.append(-1); next.append(-1); linked.append(false)
+        lastSeen.append(0); seenConnected.append(0); open.addSlot(); prev.append(-1); next.append(-1); linked.append(false)
     }
 
     mutating func unlink(_ s: Int) {
@@ -63,4 +61,30 @@ struct AbsenceTracker: Sendable {
         if tail >= 0 { next[tail] = s } else { head = s }
         tail = s; linked[s] = true
     }
+}
+
+/// The open incidents of an absence rule, by slot. Every reading asks its
+/// channel's slot, and few channels are silent at once: a flag a slot answers
+/// that, and only the open ones keep an incident (a few hundred bytes each).
+struct OpenBySlot: Sendable {
+    private var flags: [Bool] = []
+    private var incidents: [Int: OpenIncident] = [:]
+
+    mutating func addSlot() { flags.append(false) }
+
+    subscript(slot: Int) -> OpenIncident? {
+        get { flags[slot] ? incidents[slot] : nil }
+        set {
+            incidents[slot] = newValue
+            flags[slot] = newValue != nil
+        }
+    }
+
+    /// Whether the slot has an open incident (no copy of it).
+    func isOpen(_ slot: Int) -> Bool { flags[slot] }
+
+    /// Slots with an open incident, in no particular order.
+    var slots: Dictionary<Int, OpenIncident>.Keys { incidents.keys }
+    var incidentsOpen: Dictionary<Int, OpenIncident>.Values { incidents.values }
+    var count: Int { incidents.count }
 }
