@@ -15,11 +15,14 @@ extension RuleEngine {
         if states[r].isEmpty, when != true { return }
         // A reading on which every condition is unknown changes nothing.
         if when == nil, rule.clearWhen?.truth(ctx) == nil { return }
-        let (key, keyText) = keyFor(r, ctx, &keys)
+        let flag = channelKeyed[r] ? keys.registryIndex : nil
         // A key without state starts one only on a true `when`.
-        withState(r, key, keyText, create: when == true) { engine, st in
+        if when != true, let flag, knownStateless[r][flag] { return }
+        let (key, keyText) = keyFor(r, ctx, &keys)
+        let exists = withState(r, key, keyText, create: when == true) { engine, st in
             engine.thresholdStep(r, hold: hold, when: when, &st, keyText, reading, ctx, t, &out)
         }
+        if let flag { knownStateless[r][flag] = !exists }
     }
 
     /// A threshold key's state after a reading; false when the key keeps no state.
@@ -60,10 +63,13 @@ extension RuleEngine {
         if states[r].isEmpty, when != true { return }
         // Only a matching reading or a clear condition can change a count rule's state.
         if when != true, rule.clearWhen?.truth(ctx) == nil { return }
+        let flag = channelKeyed[r] ? keys.registryIndex : nil
+        if when != true, let flag, knownStateless[r][flag] { return }
         let (key, keyText) = keyFor(r, ctx, &keys)
-        withState(r, key, keyText, create: when == true) { engine, st in
+        let exists = withState(r, key, keyText, create: when == true) { engine, st in
             engine.countStep(r, n: n, within: within, when: when, &st, keyText, reading, ctx, t, &out)
         }
+        if let flag { knownStateless[r][flag] = !exists }
     }
 
     /// A count key's state after a reading; false when the key keeps no state.
@@ -92,12 +98,14 @@ extension RuleEngine {
     /// the table while `step` runs (nothing in a step touches this rule's
     /// table) and goes back when `step` returns true. A key without state is
     /// left alone unless `create`: most readings change no key (a fresh state
-    /// is a few hundred bytes to build, swap and drop).
+    /// is a few hundred bytes to build, swap and drop). Returns whether the
+    /// key has state afterwards.
+    @discardableResult
     mutating func withState(
         _ r: Int, _ key: JSONObject, _ keyText: String, create: Bool, _ step: (inout RuleEngine, inout KeyState) -> Bool
-    ) {
+    ) -> Bool {
         let slot = states[r].index(forKey: keyText)
-        if slot == nil && !create { return }
+        if slot == nil && !create { return false }
         var st = KeyState(key: key)
         if let slot { swap(&st, &states[r].values[slot]) }
         let keep = step(&self, &st)
@@ -106,6 +114,7 @@ extension RuleEngine {
         } else if keep {
             states[r][keyText] = st
         }
+        return keep
     }
 
     // MARK: - Open incidents (threshold and count)

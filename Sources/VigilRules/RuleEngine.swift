@@ -22,6 +22,13 @@ public struct RuleEngine: Sendable {
     let registryChannelKeys: [(JSONObject, String)]
 
     var states: [[String: KeyState]]
+    /// Rules keyed by `[channel]`: true where the registry channel's key is
+    /// known to have no state. Set only right after a lookup found none, and
+    /// cleared by any lookup that found or made one; a new or restored engine
+    /// knows nothing (all false). A reading that cannot start a state skips
+    /// the key and its lookup: a rule with state for a few keys does not
+    /// hash the key of every other channel's every reading.
+    var knownStateless: [[Bool]]
     var ordinals: [[String: Int]]
     var heap = TimerHeap()
     var absence: [AbsenceTracker]
@@ -59,6 +66,7 @@ public struct RuleEngine: Sendable {
         }
         let n = ruleSet.rules.count
         states = Array(repeating: [:], count: n)
+        knownStateless = channelKeyed.map { $0 ? Array(repeating: false, count: registry.count) : [] }
         ordinals = Array(repeating: [:], count: n)
         absence = Array(repeating: AbsenceTracker(), count: n)
         inhibitsByTarget = Array(repeating: [], count: n)

@@ -50,6 +50,29 @@ let piles = """
         #expect(resolved.title == opened.title)  // rendered once, carried unchanged
     }
 
+    /// A key known to have no state is skipped while its readings cannot
+    /// start one, and starts one on the first that can.
+    @Test func aKeyKnownToHaveNoStateStillStartsOne() throws {
+        var h = try Harness(overheat, channels: piles)
+        let rule = 0, second = h.engine.registry.lookup("cp-0002")!
+        h.pile("0s", "cp-0001", ["temperature_c": 70])  // the rule has state now
+        h.pile("1s", "cp-0002", ["temperature_c": 50])  // looked up: none
+        #expect(h.engine.knownStateless[rule][second])
+        h.pile("2s", "cp-0002", ["temperature_c": 50])  // skipped
+        h.pile("3s", "cp-0002", ["temperature_c": 70])  // starts a run
+        #expect(!h.engine.knownStateless[rule][second])
+        h.pile("50s", "cp-0002", ["temperature_c": 50])
+        h.advance("2m")
+        #expect(
+            h.summary == [
+                "30s opened charging_pile_overheat cp-0001 1", "33s opened charging_pile_overheat cp-0002 1",
+                "50s resolved charging_pile_overheat cp-0002 1",
+            ])
+        // A restored engine knows nothing, and judges alike.
+        let (restored, _) = try #require(RuleEngine.restore(h.engine.checkpoint(), ruleSet: h.engine.ruleSet, registry: h.engine.registry))
+        #expect(!restored.knownStateless[rule].contains(true))
+    }
+
     @Test func opensAtExactlyStartPlusForWithoutAReading() throws {
         var h = try Harness(overheat, channels: piles)
         h.pile("0s", ["temperature_c": 70])
