@@ -60,12 +60,13 @@ public enum Record: Sendable {
                 while true {
                     p.skipWhitespace()
                     guard !p.atEnd, p.current == UInt8(ascii: "\"") else { throw p.fail("expected a member name") }
-                    let key = try p.parseString()
+                    // A member name without escapes is matched by its bytes: no string is made for it.
+                    let key = try p.plainString().map(Field.init) ?? Field(try p.parseString())
                     p.skipWhitespace()
                     guard !p.atEnd, p.current == UInt8(ascii: ":") else { throw p.fail("expected ':'") }
                     p.pos += 1
                     p.skipWhitespace()
-                    if key == "topic", let bytes = p.plainString() {
+                    if key == .topic, let bytes = p.plainString() {
                         // The line is valid UTF-8 (checked above), and so are these bytes.
                         topic = topics.string(bytes)
                     } else {
@@ -73,7 +74,7 @@ public enum Record: Sendable {
                         p.deepest = 0
                         let value = try p.parseValue(depth: 1)
                         switch key {
-                        case "ts":
+                        case .ts:
                             switch value {
                             case .number(let d) where d == d.rounded() && d.magnitude < 1e16: ts = Millis(d)
                             case .string(let s):
@@ -81,31 +82,31 @@ public enum Record: Sendable {
                                 ts = t
                             default: return .failure(UnitError("ts must be milliseconds since the epoch or an RFC 3339 time"))
                             }
-                        case "topic":
+                        case .topic:
                             guard case .string(let s) = value else { return .failure(UnitError("topic must be a string")) }
                             topic = s
-                        case "payload":
+                        case .payload:
                             payload = .parsed(value, size: p.pos - start, depth: p.deepest)
-                        case "payload_text":
+                        case .payloadText:
                             guard case .string(let s) = value else { return .failure(UnitError("payload_text must be a string")) }
                             payload = .bytes(Array(s.utf8))
-                        case "payload_base64":
+                        case .payloadBase64:
                             guard case .string(let s) = value, let b = Base64.decode(s) else {
                                 return .failure(UnitError("payload_base64 must be a base64 string"))
                             }
                             payload = .bytes(b)
-                        case "broker":
+                        case .broker:
                             guard case .string(let s) = value, let m = BrokerMark(rawValue: s) else {
                                 return .failure(UnitError("broker must be \"lost\" or \"connected\""))
                             }
                             mark = m
-                        case "ack":
+                        case .ack:
                             guard case .string(let s) = value, !s.isEmpty else { return .failure(UnitError("ack must be an incident id")) }
                             ack = s
-                        case "by":
+                        case .by:
                             guard case .string(let s) = value else { return .failure(UnitError("by must be a string")) }
                             by = s
-                        case "note":
+                        case .note:
                             switch value {
                             case .string(let s): note = s
                             case .null: note = nil
@@ -141,6 +142,44 @@ public enum Record: Sendable {
         guard let topic else { return .failure(UnitError("the record has no topic")) }
         guard let payload else { return .failure(UnitError("the record has no payload, payload_text or payload_base64")) }
         return .success(.message(RecordedMessage(ts: ts, topic: topic, payload: payload)))
+    }
+}
+
+extension Record {
+    /// The members of a record line; `other` for those replay does not read.
+    enum Field: CaseIterable {
+        case ts, topic, payload, payloadText, payloadBase64, broker, ack, by, note, other
+
+        var name: String {
+            switch self {
+            case .ts: return "ts"
+            case .topic: return "topic"
+            case .payload: return "payload"
+            case .payloadText: return "payload_text"
+            case .payloadBase64: return "payload_base64"
+            case .broker: return "broker"
+            case .ack: return "ack"
+            case .by: return "by"
+            case .note: return "note"
+            case .other: return ""
+            }
+        }
+
+        static let names: [(bytes: [UInt8], field: Field)] = allCases.filter { $0 != .other }.map { (Array($0.name.utf8), $0) }
+
+        /// A member name as its bytes in the line.
+        init(_ bytes: UnsafeRawBufferPointer) {
+            for (name, field) in Field.names where name.count == bytes.count && name.withUnsafeBytes({ $0.elementsEqual(bytes) }) {
+                self = field
+                return
+            }
+            self = .other
+        }
+
+        /// A member name that had escapes.
+        init(_ name: String) {
+            self = Field.allCases.first { $0 != .other && $0.name == name } ?? .other
+        }
     }
 }
 

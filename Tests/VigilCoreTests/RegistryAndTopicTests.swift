@@ -136,6 +136,11 @@ import Testing
         if case .bytes(let bytes) = b.payload { #expect(bytes == Array("{oops".utf8)) } else { Issue.record("expected bytes") }
         let c = try parse(#"{"topic":"t","payload_base64":"/w==","ts":0}"#).get()
         if case .bytes(let bytes) = c.payload { #expect(bytes == [0xFF]) } else { Issue.record("expected bytes") }
+        // Member names with escapes mean what they spell; members replay does not read are skipped.
+        let d = try parse(#"{"t\u0073":5,"qos":1,"\u0074opic":"t","pay\u006coad":{"x":2}}"#).get()
+        #expect(d.ts == 5 && d.topic == "t")
+        if case .parsed(let v, _, _) = d.payload { #expect(v == ["x": 2]) } else { Issue.record("expected a parsed payload") }
+        #expect((try? parse(#"{"ts":1,"topicx":"t","payload":{}}"#).get()) == nil, "topicx is not topic")
         #expect((try? parse(#"{"topic":"t","payload":{}}"#).get()) == nil)
         #expect((try? parse(#"{"ts":"soon","topic":"t","payload":{}}"#).get()) == nil)
     }
