@@ -132,9 +132,10 @@ import Glibc
 extension String {
     /// Whether two strings are one value, bit for bit: the same storage with
     /// the same length, or the same small string. Equal bits are equal text;
-    /// unequal bits say nothing (`sameCodePoints` compares the text).
+    /// unequal bits say nothing (`sameCodePoints` compares the text). A
+    /// `String` is two words on the 64-bit platforms vigil builds for.
     @inline(__always)
-    public func isIdentical(to other: String) -> Bool {
+    public func isBitwiseIdentical(to other: String) -> Bool {
         unsafeBitCast(self, to: (UInt64, UInt64).self) == unsafeBitCast(other, to: (UInt64, UInt64).self)
     }
 

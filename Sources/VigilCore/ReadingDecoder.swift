@@ -81,7 +81,7 @@ public struct ReadingDecoder: TopicStrings, Sendable {
 
     /// Where a topic goes, from the caches when it was seen before.
     public mutating func cachedRoute(topic: String) -> Route {
-        if let m = lastInterned, m.topic.isIdentical(to: topic) { return m.route }
+        if let m = lastInterned, m.topic.isBitwiseIdentical(to: topic) { return m.route }
         var t = topic
         let slot = t.withUTF8 { FastHash.slot(UnsafeRawBufferPointer($0), mask: recentMask) }
         if let e = recent[slot], e.topic.sameCodePoints(topic) { return e.route }

@@ -44,6 +44,14 @@ extension RuleEngine {
             } else {
                 for (keyText, var st) in states[j] {
                     st.armed = nil
+                    // A pending run's reading names its channel by an index
+                    // into the old registry: the new one may have reordered
+                    // or dropped rows (restore looks it up by id the same way).
+                    if let r = st.runReading {
+                        st.runReading = Reading(
+                            topic: r.topic, feed: r.feed, channel: r.channel, captures: r.captures, payload: r.payload,
+                            receivedAt: r.receivedAt, channelIndex: r.channel.flatMap { newRegistry.lookup($0) })
+                    }
                     next.rearm(i, keyText, &st)
                     next.states[i][keyText] = st
                 }

@@ -60,6 +60,23 @@ import VigilCore
         }
     }
 
+    /// A reload may reorder or drop registry rows: a pending run opens with
+    /// its channel's columns from the new registry, not another row's.
+    @Test func aReloadedRegistryGivesAPendingRunItsOwnChannelsColumns() throws {
+        var h = try Harness(rules, channels: channels)
+        h.send("0s", "estate/C1/charging_pile/cp-2/telemetry", ["t": 70])  // `hot` runs for 30 s
+        let reordered = "channel,feed,building\ncp-2,charging_pile,B2\ncp-1,charging_pile,B1\nsg-1,smart_gate,G\nfa-1,fire_alarm,B1\n"
+        let (reg, diags) = ChannelRegistry.parse(reordered, path: "c", knownFeeds: nil)
+        #expect(diags.isEmpty)
+        var (next, kept) = h.engine.reloaded(ruleSet: h.engine.ruleSet, registry: reg)
+        #expect(kept.contains("hot"))
+        var events: [IncidentEvent] = []
+        next.advance(to: h.t0 + 31_000, into: &events)
+        let opened = try #require(events.first { $0.rule == "hot" && $0.type == .opened })
+        #expect(opened.channel == "cp-2")
+        #expect(opened.channelInfo["building"] == "B2")
+    }
+
     @Test func aChangedRuleStartsAfreshTheOthersKeepTheirState() throws {
         var h = try Harness(rules, channels: channels)
         h.send("0s", "estate/C1/charging_pile/cp-1/telemetry", ["t": 70])
