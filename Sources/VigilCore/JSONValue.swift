@@ -139,6 +139,14 @@ extension String {
         unsafeBitCast(self, to: (UInt64, UInt64).self) == unsafeBitCast(other, to: (UInt64, UInt64).self)
     }
 
+    /// Whether the string's UTF-8 is exactly `bytes`.
+    @inline(__always)
+    public func hasUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard utf8.count == bytes.count else { return false }
+        return utf8.withContiguousStorageIfAvailable { bytes.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
+            ?? utf8.elementsEqual(bytes)
+    }
+
     /// Equality of Unicode code points (UTF-8 bytes), without the canonical
     /// equivalence Swift's `==` applies.
     @inline(__always)

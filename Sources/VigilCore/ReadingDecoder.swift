@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Turns (topic, payload bytes, arrival time) into a reading or a dead letter,
 /// by the rules of the subscriptions, the registry and the payload limits.
 /// `run`, `replay` and `vigil test` all decode through this one type.
@@ -63,14 +59,9 @@ public struct ReadingDecoder: TopicStrings, Sendable {
     /// decoding that follows. `bytes` must be valid UTF-8.
     public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String {
         let slot = FastHash.slot(bytes, mask: recentMask)
-        if let e = recent[slot], e.topic.utf8.count == bytes.count {
-            let same = e.topic.utf8.withContiguousStorageIfAvailable {
-                bytes.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0
-            }
-            if same == true {
-                lastInterned = e
-                return e.topic
-            }
+        if let e = recent[slot], e.topic.hasUTF8(bytes) {
+            lastInterned = e
+            return e.topic
         }
         let topic = String(decoding: bytes, as: UTF8.self)
         let r = uncachedRoute(topic: topic)
@@ -189,7 +180,7 @@ extension JSONValue {
     public var depth: Int {
         switch self {
         case .array(let a): return 1 + (a.map(\.depth).max() ?? 0)
-        case .object(let o): return 1 + (o.values.map(\.depth).max() ?? 0)
+        case .object(let o): return 1 + (o.members.map(\.value.depth).max() ?? 0)
         default: return 0
         }
     }

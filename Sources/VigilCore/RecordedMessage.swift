@@ -146,26 +146,12 @@ public enum Record: Sendable {
 }
 
 extension Record {
-    /// The members of a record line; `other` for those replay does not read.
-    enum Field: CaseIterable {
-        case ts, topic, payload, payloadText, payloadBase64, broker, ack, by, note, other
+    /// The members of a record line, by name; `other` for those replay does not read.
+    enum Field: String, CaseIterable {
+        case ts, topic, payload, payloadText = "payload_text", payloadBase64 = "payload_base64", broker, ack, by, note
+        case other = ""
 
-        var name: String {
-            switch self {
-            case .ts: return "ts"
-            case .topic: return "topic"
-            case .payload: return "payload"
-            case .payloadText: return "payload_text"
-            case .payloadBase64: return "payload_base64"
-            case .broker: return "broker"
-            case .ack: return "ack"
-            case .by: return "by"
-            case .note: return "note"
-            case .other: return ""
-            }
-        }
-
-        static let names: [(bytes: [UInt8], field: Field)] = allCases.filter { $0 != .other }.map { (Array($0.name.utf8), $0) }
+        static let names: [(bytes: [UInt8], field: Field)] = allCases.filter { $0 != .other }.map { (Array($0.rawValue.utf8), $0) }
 
         /// A member name as its bytes in the line.
         init(_ bytes: UnsafeRawBufferPointer) {
@@ -177,9 +163,7 @@ extension Record {
         }
 
         /// A member name that had escapes.
-        init(_ name: String) {
-            self = Field.allCases.first { $0 != .other && $0.name == name } ?? .other
-        }
+        init(_ name: String) { self = Field(rawValue: name) ?? .other }
     }
 }
 

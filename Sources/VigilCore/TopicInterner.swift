@@ -43,10 +43,7 @@ public struct TopicInterner: TopicStrings, Sendable {
     /// The topic as a `String`; `bytes` must be valid UTF-8.
     public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String {
         let i = FastHash.slot(bytes, mask: mask)
-        if var known = strings[i], known.utf8.count == bytes.count {
-            let same = bytes.isEmpty || known.withUTF8 { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
-            if same { return known }
-        }
+        if let known = strings[i], known.hasUTF8(bytes) { return known }
         let made = String(decoding: bytes, as: UTF8.self)
         strings[i] = made
         return made

@@ -10,7 +10,7 @@ extension RuleEngine {
         let slot = absence[r].slotOf[idx]
         guard slot >= 0 else { return }
         if let w = rules[r].when, w.truth(ctx) != true { return }
-        if absence[r].open.isOpen(slot), var inc = absence[r].open[slot] {
+        if var inc = absence[r].open[slot] {
             inc.count = 1
             resolve(r, &inc, at: t, reading: ReadingSnapshot(reading), &out)
             absence[r].open[slot] = nil

@@ -15,14 +15,9 @@ extension RuleEngine {
         if states[r].isEmpty, when != true { return }
         // A reading on which every condition is unknown changes nothing.
         if when == nil, rule.clearWhen?.truth(ctx) == nil { return }
-        let flag = channelKeyed[r] ? keys.registryIndex : nil
-        // A key without state starts one only on a true `when`.
-        if when != true, let flag, knownStateless[r][flag] { return }
-        let (key, keyText) = keyFor(r, ctx, &keys)
-        let exists = withState(r, key, keyText, create: when == true) { engine, st in
+        stepKey(r, when: when, ctx, &keys) { engine, st, keyText in
             engine.thresholdStep(r, hold: hold, when: when, &st, keyText, reading, ctx, t, &out)
         }
-        if let flag { knownStateless[r][flag] = !exists }
     }
 
     /// A threshold key's state after a reading; false when the key keeps no state.
@@ -63,13 +58,9 @@ extension RuleEngine {
         if states[r].isEmpty, when != true { return }
         // Only a matching reading or a clear condition can change a count rule's state.
         if when != true, rule.clearWhen?.truth(ctx) == nil { return }
-        let flag = channelKeyed[r] ? keys.registryIndex : nil
-        if when != true, let flag, knownStateless[r][flag] { return }
-        let (key, keyText) = keyFor(r, ctx, &keys)
-        let exists = withState(r, key, keyText, create: when == true) { engine, st in
+        stepKey(r, when: when, ctx, &keys) { engine, st, keyText in
             engine.countStep(r, n: n, within: within, when: when, &st, keyText, reading, ctx, t, &out)
         }
-        if let flag { knownStateless[r][flag] = !exists }
     }
 
     /// A count key's state after a reading; false when the key keeps no state.
@@ -93,6 +84,20 @@ extension RuleEngine {
         return true
     }
 
+    /// Runs `step` on the state of the reading's key for rule `r`. A key
+    /// without state starts one only on a true `when`; a registry channel's
+    /// key known to have none is not even looked up (`knownStateless`).
+    mutating func stepKey(
+        _ r: Int, when: Bool?, _ ctx: EvalContext, _ keys: inout KeyCache,
+        _ step: (inout RuleEngine, inout KeyState, String) -> Bool
+    ) {
+        let flag = channelKeyed[r] ? keys.registryIndex : nil
+        if when != true, let flag, knownStateless[r][flag] { return }
+        let (key, keyText) = keyFor(r, ctx, &keys)
+        let exists = withState(r, key, keyText, create: when == true) { engine, st in step(&engine, &st, keyText) }
+        if let flag { knownStateless[r][flag] = !exists }
+    }
+
     /// Runs `step` on the state of `keyText` — a fresh one when the key has
     /// none — in place: one lookup, no copy of the state. The state is out of
     /// the table while `step` runs (nothing in a step touches this rule's
@@ -100,7 +105,6 @@ extension RuleEngine {
     /// left alone unless `create`: most readings change no key (a fresh state
     /// is a few hundred bytes to build, swap and drop). Returns whether the
     /// key has state afterwards.
-    @discardableResult
     mutating func withState(
         _ r: Int, _ key: JSONObject, _ keyText: String, create: Bool, _ step: (inout RuleEngine, inout KeyState) -> Bool
     ) -> Bool {

@@ -72,6 +72,7 @@ struct OpenBySlot: Sendable {
 
     mutating func addSlot() { flags.append(false) }
 
+    /// A slot's flag is asked first: a closed slot costs no hashing.
     subscript(slot: Int) -> OpenIncident? {
         get { flags[slot] ? incidents[slot] : nil }
         set {
@@ -79,9 +80,6 @@ struct OpenBySlot: Sendable {
             flags[slot] = newValue != nil
         }
     }
-
-    /// Whether the slot has an open incident (no copy of it).
-    func isOpen(_ slot: Int) -> Bool { flags[slot] }
 
     /// Slots with an open incident, in no particular order.
     var slots: Dictionary<Int, OpenIncident>.Keys { incidents.keys }
