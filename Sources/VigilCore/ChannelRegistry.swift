@@ -50,6 +50,8 @@ public struct ChannelRegistry: Sendable {
             }
         }
         reg.columns = names
+        reg.channels.reserveCapacity(rows.count - 1)
+        reg.index.reserveCapacity(rows.count - 1)
         for row in rows.dropFirst() {
             if row.fields.count == 1 && row.fields[0].value.isEmpty { continue }  // blank line
             if row.fields.count != names.count {

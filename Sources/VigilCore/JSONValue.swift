@@ -151,6 +151,9 @@ extension String {
     /// equivalence Swift's `==` applies.
     @inline(__always)
     public func sameCodePoints(_ other: String) -> Bool {
+        // One value bit for bit is the same text: two equal short strings
+        // (member names, a field's "alarm") are always that, with no copy.
+        if isBitwiseIdentical(to: other) { return true }
         // The byte counts first (constant time for native strings): most
         // names compared, a payload's member names, differ in length.
         guard utf8.count == other.utf8.count else { return false }

@@ -17,10 +17,6 @@ public struct ReadingDecoder: TopicStrings, Sendable {
     public let registry: ChannelRegistry
     public let unknownChannels: UnknownChannels
     public let limits: Limits
-    /// Where recent topics went: a fleet of devices repeats the same few thousand topics.
-    var routes: [String: Route] = [:]
-    static let maxCachedRoutes = 200_000
-
     public typealias Route = Result<TopicRoute, DeadLetterReason>
 
     public init(subscriptions: [Subscription], registry: ChannelRegistry, unknownChannels: UnknownChannels, limits: Limits) {
@@ -28,9 +24,7 @@ public struct ReadingDecoder: TopicStrings, Sendable {
         self.registry = registry
         self.unknownChannels = unknownChannels
         self.limits = limits
-        let slots = TopicInterner.slots(forChannels: registry.count)
-        recent = Array(repeating: nil, count: slots)
-        recentMask = slots - 1
+        routes = TopicTable(slots: TopicInterner.slots(forChannels: registry.count))
         var feeds = Set<String>()
         for s in subscriptions { if case .literal(let f) = s.feed { feeds.insert(f) } }
         self.knownFeeds = feeds
@@ -43,51 +37,41 @@ public struct ReadingDecoder: TopicStrings, Sendable {
         return feeds
     }
 
-    /// The routes of the latest topics, by a quick hash of their bytes: one
-    /// comparison of the bytes, where the table above hashes the whole topic
-    /// with SipHash. A slot holds the last topic that hashed to it.
-    var recent: [(topic: String, route: Route)?]
-    let recentMask: Int
+    /// The topics seen, with their routes: a fleet of devices repeats the same
+    /// few thousand topics, so a topic's route is worked out once.
+    var routes: TopicTable<Route>
 
-    /// The topic `string(_:)` returned last, with its route: replay interns a
+    /// The entry of the topic `string(_:)` returned last: replay interns a
     /// record's topic here and decodes the record next, so the route is found
     /// with the topic, in one lookup.
-    var lastInterned: (topic: String, route: Route)?
+    var lastInterned = -1
 
     /// The topic whose UTF-8 bytes are `bytes` as a `String`, the one made
     /// before when the topic was seen before; its route is ready for the
     /// decoding that follows. `bytes` must be valid UTF-8.
     public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String {
-        let slot = FastHash.slot(bytes, mask: recentMask)
-        if let e = recent[slot], e.topic.hasUTF8(bytes) {
-            lastInterned = e
-            return e.topic
-        }
-        let topic = String(decoding: bytes, as: UTF8.self)
-        let r = uncachedRoute(topic: topic)
-        recent[slot] = (topic, r)
-        lastInterned = (topic, r)
-        return topic
+        lastInterned = entry(bytes, nil)
+        return routes.entries[lastInterned].topic
     }
 
-    /// Where a topic goes, from the caches when it was seen before.
+    /// Where a topic goes, from the table when it was seen before.
     public mutating func cachedRoute(topic: String) -> Route {
-        if let m = lastInterned, m.topic.isBitwiseIdentical(to: topic) { return m.route }
+        if lastInterned >= 0, lastInterned < routes.entries.count, routes.entries[lastInterned].topic.isBitwiseIdentical(to: topic) {
+            return routes.entries[lastInterned].value
+        }
         var t = topic
-        let slot = t.withUTF8 { FastHash.slot(UnsafeRawBufferPointer($0), mask: recentMask) }
-        if let e = recent[slot], e.topic.sameCodePoints(topic) { return e.route }
-        let r = uncachedRoute(topic: topic)
-        recent[slot] = (topic, r)
-        return r
+        let e = t.withUTF8 { entry(UnsafeRawBufferPointer($0), topic) }  // may add to the table: look after
+        return routes.entries[e].value
     }
 
-    /// The route from the large table, or worked out.
-    mutating func uncachedRoute(topic: String) -> Route {
-        if let known = routes[topic] { return known }
-        let r = route(topic: topic)
-        if routes.count >= ReadingDecoder.maxCachedRoutes { routes.removeAll(keepingCapacity: true) }
-        routes[topic] = r
-        return r
+    /// The table's entry for a topic's bytes, added when new (`topic`: the
+    /// bytes as a `String`, when the caller has one).
+    mutating func entry(_ bytes: UnsafeRawBufferPointer, _ topic: String?) -> Int {
+        let hash = FastHash.hash(bytes)
+        let (found, slot) = routes.find(bytes, hash: hash)
+        if let found { return found }
+        let t = topic ?? String(decoding: bytes, as: UTF8.self)
+        return routes.insert(t, route(topic: t), hash: hash, slot: slot)
     }
 
     /// Where a topic goes: feed, channel and captures, or why it goes nowhere.

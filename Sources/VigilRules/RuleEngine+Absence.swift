@@ -10,22 +10,22 @@ extension RuleEngine {
         let slot = absence[r].slotOf[idx]
         guard slot >= 0 else { return }
         if let w = rules[r].when, w.truth(ctx) != true { return }
-        if var inc = absence[r].open[slot] {
+        // The flag first: the subscript builds an optional incident, a few hundred bytes.
+        if absence[r].open.isOpen(slot), var inc = absence[r].open[slot] {
             inc.count = 1
             resolve(r, &inc, at: t, reading: ReadingSnapshot(reading), &out)
             absence[r].open[slot] = nil
         }
-        absence[r].lastSeen[slot] = t
-        absence[r].seenConnected[slot] = connectedTime(t)
+        absence[r].see(slot, at: t, connected: connectedTime(t))
         absence[r].append(slot)
     }
 
     /// The silences of rule `r` due at `t`: every channel at the head of the
     /// list seen at the same instant falls silent now, in the order of their keys' JSON text.
     mutating func fireAbsence(_ r: Int, at t: Millis, _ out: inout [IncidentEvent]) {
-        let seen = absence[r].seenConnected[absence[r].head]
+        let seen = absence[r].seenConnected(absence[r].head)
         var run: [Int] = []
-        while absence[r].head >= 0, absence[r].seenConnected[absence[r].head] == seen {
+        while absence[r].head >= 0, absence[r].seenConnected(absence[r].head) == seen {
             let slot = absence[r].head
             absence[r].unlink(slot)
             run.append(slot)
@@ -40,13 +40,12 @@ extension RuleEngine {
         let keyText = absence[r].keyText[slot]
         if let reason = suppression(r, ctx, at: t) {
             noteSuppressed(r, keyText, t, reason)
-            absence[r].lastSeen[slot] = t
-            absence[r].seenConnected[slot] = connectedTime(t)
+            absence[r].see(slot, at: t, connected: connectedTime(t))
             absence[r].append(slot)
             return
         }
         var inc = makeIncident(
-            r, keyText: keyText, key: absence[r].key[slot], ctx: ctx, startedAt: absence[r].lastSeen[slot],
+            r, keyText: keyText, key: absence[r].key[slot], ctx: ctx, startedAt: absence[r].nodes[slot].lastSeen,
             openedAt: t, count: 0, reading: nil)
         emit(r, .opened, &inc, at: t, reading: nil, &out)
         absence[r].open[slot] = inc

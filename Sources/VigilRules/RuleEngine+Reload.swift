@@ -31,11 +31,10 @@ extension RuleEngine {
                     let id = newRegistry.channels[tracker.channel[s]].id
                     if let oi = registry.lookup(id), oi < old.slotOf.count, old.slotOf[oi] >= 0 {
                         let os = old.slotOf[oi]
-                        tracker.lastSeen[s] = old.lastSeen[os]
-                        tracker.seenConnected[s] = old.seenConnected[os]
+                        tracker.see(s, at: old.nodes[os].lastSeen, connected: old.nodes[os].seenConnected)
                         tracker.open[s] = old.open[os]
                     }
-                    if tracker.open[s] == nil { order.append((tracker.seenConnected[s], s)) }
+                    if tracker.open[s] == nil { order.append((tracker.seenConnected(s), s)) }
                 }
                 order.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
                 for (_, s) in order { tracker.append(s) }

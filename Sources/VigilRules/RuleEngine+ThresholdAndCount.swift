@@ -25,7 +25,7 @@ extension RuleEngine {
         _ r: Int, hold: Millis, when: Bool?, _ st: inout KeyState, _ keyText: String, _ reading: Reading, _ ctx: EvalContext,
         _ t: Millis, _ out: inout [IncidentEvent]
     ) -> Bool {
-        if st.incident != nil { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
+        if st.isOpen { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
         switch when {
         case nil:
             if st.runStart == nil { return false }
@@ -68,7 +68,7 @@ extension RuleEngine {
         _ r: Int, n: Int, within: Millis, when: Bool?, _ st: inout KeyState, _ keyText: String, _ reading: Reading,
         _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]
     ) -> Bool {
-        if st.incident != nil { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
+        if st.isOpen { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
         if when == true {
             st.window.removeAll { t - $0 >= within }
             st.window.append(t)
@@ -79,7 +79,7 @@ extension RuleEngine {
                 guard open(r, keyText, &st, startedAt: started, at: t, count: count, reading: reading, &out) else { return false }
             }
         }
-        if st.window.isEmpty && st.incident == nil { return false }
+        if st.window.isEmpty && !st.isOpen { return false }
         rearm(r, keyText, &st)
         return true
     }
@@ -92,32 +92,42 @@ extension RuleEngine {
         _ step: (inout RuleEngine, inout KeyState, String) -> Bool
     ) {
         let flag = channelKeyed[r] ? keys.registryIndex : nil
-        if when != true, let flag, knownStateless[r][flag] { return }
+        if when != true, let flag, knownStateless(r, channel: flag) { return }
         let (key, keyText) = keyFor(r, ctx, &keys)
         let exists = withState(r, key, keyText, create: when == true) { engine, st in step(&engine, &st, keyText) }
-        if let flag { knownStateless[r][flag] = !exists }
+        if let flag { setKnownStateless(r, channel: flag, !exists) }
     }
 
     /// Runs `step` on the state of `keyText` — a fresh one when the key has
-    /// none — in place: one lookup, no copy of the state. The state is out of
-    /// the table while `step` runs (nothing in a step touches this rule's
-    /// table) and goes back when `step` returns true. A key without state is
-    /// left alone unless `create`: most readings change no key (a fresh state
-    /// is a few hundred bytes to build, swap and drop). Returns whether the
-    /// key has state afterwards.
+    /// none — in place: one lookup, no copy of the state (a few hundred
+    /// bytes). A key without state is left alone unless `create`: most
+    /// readings change no key. The rule's table is out of the engine while
+    /// `step` runs: nothing in a step touches it, except the inhibits of a
+    /// rule that inhibits itself, for which only the key's own state is taken
+    /// out. The state stays when `step` returns true. Returns whether the key
+    /// has state afterwards.
     mutating func withState(
         _ r: Int, _ key: JSONObject, _ keyText: String, create: Bool, _ step: (inout RuleEngine, inout KeyState) -> Bool
     ) -> Bool {
-        let slot = states[r].index(forKey: keyText)
-        if slot == nil && !create { return false }
-        var st = KeyState(key: key)
-        if let slot { swap(&st, &states[r].values[slot]) }
-        let keep = step(&self, &st)
-        if let slot {
-            if keep { swap(&st, &states[r].values[slot]) } else { states[r].remove(at: slot) }
-        } else if keep {
-            states[r][keyText] = st
+        guard let slot = states[r].index(forKey: keyText) else {
+            guard create else { return false }
+            var st = KeyState(key: key)
+            let keep = step(&self, &st)
+            if keep { states[r][keyText] = st }
+            return keep
         }
+        if inhibitsItself[r] {
+            var st = KeyState(key: key)
+            swap(&st, &states[r].values[slot])
+            let keep = step(&self, &st)
+            if keep { swap(&st, &states[r].values[slot]) } else { states[r].remove(at: slot) }
+            return keep
+        }
+        var table: [String: KeyState] = [:]
+        swap(&table, &states[r])
+        let keep = step(&self, &table.values[slot])
+        if !keep { table.remove(at: slot) }
+        swap(&table, &states[r])
         return keep
     }
 
@@ -132,7 +142,7 @@ extension RuleEngine {
         let rule = rules[r]
         // The incident is changed where it is (`st.incident!`): taken out and
         // put back, its dozen fields would be copied for every reading of the key.
-        guard st.incident != nil else { return true }
+        guard st.isOpen else { return true }
         if let clear = rule.clearWhen {
             switch clear.truth(ctx) {
             case true?:

@@ -27,8 +27,16 @@ public struct RuleEngine: Sendable {
     /// cleared by any lookup that found or made one; a new or restored engine
     /// knows nothing (all false). A reading that cannot start a state skips
     /// the key and its lookup: a rule with state for a few keys does not
-    /// hash the key of every other channel's every reading.
-    var knownStateless: [[Bool]]
+    /// hash the key of every other channel's every reading. Channel by
+    /// channel, a flag for every rule: one reading's flags share a cache line.
+    var knownStatelessFlags: [Bool]
+
+    @inline(__always)
+    func knownStateless(_ r: Int, channel: Int) -> Bool { knownStatelessFlags[channel &* rules.count &+ r] }
+
+    @inline(__always)
+    mutating func setKnownStateless(_ r: Int, channel: Int, _ value: Bool) { knownStatelessFlags[channel &* rules.count &+ r] = value }
+
     var ordinals: [[String: Int]]
     var heap = TimerHeap()
     var absence: [AbsenceTracker]
@@ -41,6 +49,8 @@ public struct RuleEngine: Sendable {
     var wildcardRules: [Int] = []
     var inhibitsByTarget: [[Int]]
     var inhibitSource: [Int]
+    /// Rules an inhibit of their own can silence: their openings read their own table.
+    var inhibitsItself: [Bool]
 
     /// Blind time (SPEC §4): since when the broker connection is lost, the
     /// blind time already behind the clock, and outages ahead of it (a backlog
@@ -66,7 +76,7 @@ public struct RuleEngine: Sendable {
         }
         let n = ruleSet.rules.count
         states = Array(repeating: [:], count: n)
-        knownStateless = channelKeyed.map { $0 ? Array(repeating: false, count: registry.count) : [] }
+        knownStatelessFlags = Array(repeating: false, count: registry.count * n)
         ordinals = Array(repeating: [:], count: n)
         absence = Array(repeating: AbsenceTracker(), count: n)
         inhibitsByTarget = Array(repeating: [], count: n)
@@ -75,6 +85,8 @@ public struct RuleEngine: Sendable {
             inhibitSource.append(ruleSet.rules.firstIndex { $0.name == inh.source } ?? -1)
             for (r, rule) in ruleSet.rules.enumerated() where inh.targets(rule.name) { inhibitsByTarget[r].append(i) }
         }
+        let targets = inhibitsByTarget, sources = inhibitSource
+        inhibitsItself = targets.indices.map { r in targets[r].contains { sources[$0] == r } }
         var feeds = Set<String>()
         for (r, rule) in ruleSet.rules.enumerated() {
             if let f = rule.feeds { feeds.formUnion(f) } else { wildcardRules.append(r) }
@@ -107,10 +119,11 @@ public struct RuleEngine: Sendable {
             let rule = rules[r]
             var tracker = AbsenceTracker(registrySize: registry.count)
             for (i, ch) in registry.channels.enumerated() where rule.applies(toFeed: ch.feed) {
-                let (key, text) = keyOf(rule, EvalContext(channel: ch))
+                // A `[channel]` key is the engine's own, built once for every rule.
+                let (key, text) = channelKeyed[r] ? registryChannelKeys[i] : keyOf(rule, EvalContext(channel: ch))
                 tracker.add(registryIndex: i, key: key, keyText: text)
             }
-            for s in tracker.channel.indices { tracker.lastSeen[s] = t; tracker.seenConnected[s] = connectedTime(t); tracker.append(s) }
+            for s in tracker.channel.indices { tracker.see(s, at: t, connected: connectedTime(t)); tracker.append(s) }
             absence[r] = tracker
         }
     }
@@ -165,7 +178,7 @@ public struct RuleEngine: Sendable {
     /// Open incidents across all rules.
     public var openIncidents: Int {
         var n = 0
-        for s in states { for (_, v) in s where v.incident != nil { n += 1 } }
+        for s in states { for (_, v) in s where v.isOpen { n += 1 } }
         for a in absence { n += a.open.count }
         return n
     }
@@ -196,7 +209,7 @@ public struct RuleEngine: Sendable {
             // Fields, not a copy of the tracker: this runs for every reading.
             let head = absence[r].head
             guard head >= 0 else { continue }
-            let due = clockTime(connected: absence[r].seenConnected[head] + absenceDurations[i])
+            let due = clockTime(connected: absence[r].seenConnected(head) + absenceDurations[i])
             if let b = best {
                 if due > b.due || (due == b.due && (r > b.rule || (r == b.rule && !absence[r].keyText[head].utf8.lexicographicallyPrecedes(b.key.utf8)))) {
                     continue
@@ -214,7 +227,7 @@ public struct RuleEngine: Sendable {
         if blindSince != nil { return bound }
         for (i, r) in absenceRules.enumerated() {
             let head = absence[r].head
-            if head >= 0 { bound = min(bound, clockTime(connected: absence[r].seenConnected[head] + absenceDurations[i])) }
+            if head >= 0 { bound = min(bound, clockTime(connected: absence[r].seenConnected(head) + absenceDurations[i])) }
         }
         return bound
     }

@@ -22,44 +22,66 @@ typealias TimerHeap = MinHeap<TimerEntry>
 /// the (connected) time each was last seen: the head is the next to fall
 /// silent. A reading moves its channel to the tail in O(1).
 struct AbsenceTracker: Sendable {
+    /// One slot's times and list links, together: a reading touches its own
+    /// slot and its two neighbours, three cache lines where separate arrays
+    /// for each field took a dozen (a 100,000-channel registry's slots are
+    /// far from the processor's cache).
+    struct Node: Sendable {
+        var lastSeen: Millis = 0
+        /// Connected time (blind time left out) when last seen: the list's order and the silence deadline.
+        var seenConnected: Millis = 0
+        var prev: Int32 = -1
+        var next: Int32 = -1
+        var linked = false
+    }
+
     var channel: [Int] = []  // slot → registry index
     var slotOf: [Int] = []  // registry index → slot, -1 when not watched
     var key: [JSONObject] = []
     var keyText: [String] = []
-    var lastSeen: [Millis] = []
-    /// Connected time (blind time left out) when last seen: the list's order and the silence deadline.
-    var seenConnected: [Millis] = []
+    var nodes: [Node] = []
     var open = OpenBySlot()
     /// Key text → slots (a key such as `[channel.building]` is shared), for the reminders of open absence incidents.
     var slotsByKey: [String: [Int]] = [:]
-    var prev: [Int] = []
-    var next: [Int] = []
-    var linked: [Bool] = []
     var head = -1
     var tail = -1
 
-    init(registrySize: Int = 0) { slotOf = Array(repeating: -1, count: registrySize) }
+    init(registrySize: Int = 0) {
+        slotOf = Array(repeating: -1, count: registrySize)
+        slotsByKey.reserveCapacity(registrySize)
+    }
 
     mutating func add(registryIndex: Int, key k: JSONObject, keyText kt: String) {
+        precondition(channel.count < Int(Int32.max), "too many channels for one absence rule")
         slotOf[registryIndex] = channel.count
         slotsByKey[kt, default: []].append(channel.count)
         channel.append(registryIndex); key.append(k); keyText.append(kt)
-        lastSeen.append(0); seenConnected.append(0); open.addSlot(); prev.append(-1); next.append(-1); linked.append(false)
+        nodes.append(Node()); open.addSlot()
+    }
+
+    /// When slot `s` was last seen, in connected time.
+    func seenConnected(_ s: Int) -> Millis { nodes[s].seenConnected }
+
+    /// Slot `s` seen at `t` (connected time `k`), not yet placed in the list.
+    mutating func see(_ s: Int, at t: Millis, connected k: Millis) {
+        nodes[s].lastSeen = t
+        nodes[s].seenConnected = k
     }
 
     mutating func unlink(_ s: Int) {
-        guard linked[s] else { return }
-        if prev[s] >= 0 { next[prev[s]] = next[s] } else { head = next[s] }
-        if next[s] >= 0 { prev[next[s]] = prev[s] } else { tail = prev[s] }
-        prev[s] = -1; next[s] = -1; linked[s] = false
+        let n = nodes[s]
+        guard n.linked else { return }
+        if n.prev >= 0 { nodes[Int(n.prev)].next = n.next } else { head = Int(n.next) }
+        if n.next >= 0 { nodes[Int(n.next)].prev = n.prev } else { tail = Int(n.prev) }
+        nodes[s].prev = -1; nodes[s].next = -1; nodes[s].linked = false
     }
 
     /// Appends at the tail; callers keep `seenConnected` non-decreasing along the list.
     mutating func append(_ s: Int) {
-        if linked[s] { unlink(s) }
-        prev[s] = tail; next[s] = -1
-        if tail >= 0 { next[tail] = s } else { head = s }
-        tail = s; linked[s] = true
+        if nodes[s].linked { unlink(s) }
+        nodes[s].prev = Int32(truncatingIfNeeded: tail); nodes[s].next = -1
+        if tail >= 0 { nodes[tail].next = Int32(truncatingIfNeeded: s) } else { head = s }
+        tail = s; nodes[s].linked = true
     }
 }
 
@@ -71,6 +93,8 @@ struct OpenBySlot: Sendable {
     private var incidents: [Int: OpenIncident] = [:]
 
     mutating func addSlot() { flags.append(false) }
+
+    func isOpen(_ slot: Int) -> Bool { flags[slot] }
 
     /// A slot's flag is asked first: a closed slot costs no hashing.
     subscript(slot: Int) -> OpenIncident? {

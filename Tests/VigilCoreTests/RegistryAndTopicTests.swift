@@ -225,4 +225,50 @@ import Testing
         #expect(record.topic == b)
         #expect(try decoder.decode(record: record).get().channel == "d-0001")
     }
+    /// The table keeps topics whose hashes collide (a small table makes them
+    /// share slots all the time), finds each by its bytes, and starts afresh
+    /// when full: after that every topic is still found, or added again.
+    @Test func theTopicTableKeepsCollidingTopicsAndStartsAfreshWhenFull() {
+        var table = TopicTable<Int>(slots: 16)
+        func lookup(_ t: String, adding value: Int) -> (found: Bool, value: Int) {
+            var s = t
+            return s.withUTF8 { p in
+                let bytes = UnsafeRawBufferPointer(p)
+                let hash = FastHash.hash(bytes)
+                let (entry, slot) = table.find(bytes, hash: hash)
+                if let entry { return (true, table.entries[entry].value) }
+                let e = table.insert(t, value, hash: hash, slot: slot)
+                return (false, table.entries[e].value)
+            }
+        }
+        let few = Array(topics.prefix(8))
+        for (i, t) in few.enumerated() { #expect(lookup(t, adding: i) == (false, i)) }
+        for (i, t) in few.enumerated() { #expect(lookup(t, adding: -1) == (true, i), "\(t) kept beside its neighbours") }
+        #expect(table.entries.count == 8 && table.capacity == 8)
+        // The ninth topic starts the table afresh.
+        #expect(lookup(topics[8], adding: 8) == (false, 8))
+        #expect(table.entries.count == 1)
+        #expect(lookup(topics[8], adding: -1) == (true, 8))
+        #expect(lookup(few[0], adding: 100) == (false, 100))
+    }
+
+    /// The decoder's table starting afresh leaves no stale entry behind: the
+    /// topic interned last before it is routed by its own route after it.
+    @Test func theDecodersTableStartingAfreshKeepsRoutesRight() throws {
+        let subs = [Subscription(pattern: try TopicPattern("district/estate/{community}/charging_pile/{channel}/{kind}"), feed: FeedSpec("charging_pile"))]
+        var decoder = ReadingDecoder(subscriptions: subs, registry: ChannelRegistry(), unknownChannels: .accept, limits: .init())
+        let capacity = decoder.routes.capacity
+        let many = (0..<(capacity + 10)).map { "district/estate/C1/charging_pile/p-\($0)/telemetry" }
+        for (i, t) in many.enumerated() {
+            var s = t
+            let interned = s.withUTF8 { decoder.string(UnsafeRawBufferPointer($0)) }
+            #expect(interned == t)
+            let other = many[(i * 7 + 3) % many.count]
+            guard case .success(let route) = decoder.cachedRoute(topic: other), case .success(let own) = decoder.cachedRoute(topic: t) else {
+                Issue.record("\(t) not routed"); return
+            }
+            #expect(route.channel == "p-\((i * 7 + 3) % many.count)" && own.channel == "p-\(i)")
+        }
+        #expect(decoder.routes.entries.count < capacity)
+    }
 }

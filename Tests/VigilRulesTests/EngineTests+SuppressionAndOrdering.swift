@@ -29,6 +29,28 @@ import VigilCore
         #expect(h.engine.suppressions.first?.reason == "inhibited by fire_alarm_active")
     }
 
+    /// A rule that inhibits itself: its second key opens nothing while the
+    /// first key's incident is open in the same building. The opening is
+    /// decided with the second key's state in hand (its count window), so the
+    /// rule's other keys must still be in sight.
+    @Test func aRuleThatInhibitsItselfSeesItsOtherKeys() throws {
+        var h = try Harness(
+            """
+            rules:
+              - { name: hot_twice, feed: charging_pile, when: t > 60, count: 2, within: 1m, clear_after: 10m }
+            inhibit:
+              - { source: hot_twice, target: hot_twice, equal: [channel.building] }
+            """, channels: piles)
+        h.pile("0s", "cp-0001", ["t": 70])
+        h.pile("1s", "cp-0001", ["t": 70])  // B3: opens
+        h.pile("2s", "cp-0002", ["t": 70])
+        h.pile("3s", "cp-0002", ["t": 70])  // B3 too: inhibited by cp-0001's incident
+        h.pile("4s", "cp-0003", ["t": 70])
+        h.pile("5s", "cp-0003", ["t": 70])  // B4: opens
+        #expect(h.summary == ["1s opened hot_twice cp-0001 2", "5s opened hot_twice cp-0003 2"])
+        #expect(h.engine.suppressedOpenings == 1)
+    }
+
     @Test func aMissingEqualFieldNeverInhibits() throws {
         var h = try Harness(
             """

@@ -57,10 +57,10 @@ let piles = """
         let rule = 0, second = h.engine.registry.lookup("cp-0002")!
         h.pile("0s", "cp-0001", ["temperature_c": 70])  // the rule has state now
         h.pile("1s", "cp-0002", ["temperature_c": 50])  // looked up: none
-        #expect(h.engine.knownStateless[rule][second])
+        #expect(h.engine.knownStateless(rule, channel: second))
         h.pile("2s", "cp-0002", ["temperature_c": 50])  // skipped
         h.pile("3s", "cp-0002", ["temperature_c": 70])  // starts a run
-        #expect(!h.engine.knownStateless[rule][second])
+        #expect(!h.engine.knownStateless(rule, channel: second))
         h.pile("50s", "cp-0002", ["temperature_c": 50])
         h.advance("2m")
         #expect(
@@ -70,7 +70,7 @@ let piles = """
             ])
         // A restored engine knows nothing, and judges alike.
         let (restored, _) = try #require(RuleEngine.restore(h.engine.checkpoint(), ruleSet: h.engine.ruleSet, registry: h.engine.registry))
-        #expect(!restored.knownStateless[rule].contains(true))
+        #expect(!restored.knownStatelessFlags.contains(true))
     }
 
     @Test func opensAtExactlyStartPlusForWithoutAReading() throws {

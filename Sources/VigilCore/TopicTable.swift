@@ -1,0 +1,57 @@
+/// Topics with what is known about each (the decoder: their routes), found by
+/// a quick hash of their bytes. Open addressing with linear probing over a
+/// table of small slots that point into a dense array of entries: two topics
+/// that hash alike both stay (a one-way cache would evict one on every turn),
+/// and the slots, eight bytes each, keep a 100,000-channel fleet's table to a
+/// few MiB the processor's cache can hold.
+///
+/// The table holds at most half as many topics as it has slots; the topic
+/// after that starts it afresh (a storm of new topics costs their routes
+/// being worked out again, never unbounded memory).
+struct TopicTable<Value> {
+    private(set) var entries: [(topic: String, value: Value)] = []
+    /// 0: empty; else the hash's high 32 bits, then the entry's index + 1.
+    private var slots: [UInt64]
+    private let mask: Int
+
+    /// `slots`: a power of two.
+    init(slots: Int) {
+        precondition(slots >= 2 && slots & (slots - 1) == 0, "slots must be a power of two")
+        self.slots = Array(repeating: 0, count: slots)
+        mask = slots - 1
+    }
+
+    var capacity: Int { (mask + 1) / 2 }
+
+    /// The index of the entry whose topic's UTF-8 is `bytes` (hashing to
+    /// `hash`, `FastHash.hash`), or the slot a new entry for it would take.
+    @inline(__always)
+    func find(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> (entry: Int?, slot: Int) {
+        let tag = hash >> 32
+        var i = Int(truncatingIfNeeded: tag) & mask
+        while true {
+            let s = slots[i]
+            if s == 0 { return (nil, i) }
+            if s >> 32 == tag {
+                let e = Int(truncatingIfNeeded: s & 0xFFFF_FFFF) - 1
+                if entries[e].topic.hasUTF8(bytes) { return (e, i) }
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Adds an entry for a topic `find` did not find, at the slot it gave;
+    /// returns the entry's index. A full table starts afresh first.
+    mutating func insert(_ topic: String, _ value: Value, hash: UInt64, slot: Int) -> Int {
+        var slot = slot
+        if entries.count >= capacity {
+            entries.removeAll(keepingCapacity: true)
+            for i in slots.indices { slots[i] = 0 }
+            slot = Int(truncatingIfNeeded: hash >> 32) & mask
+        }
+        entries.append((topic, value))
+        slots[slot] = (hash >> 32) << 32 | UInt64(entries.count)
+        return entries.count - 1
+    }
+}
+extension TopicTable: Sendable where Value: Sendable {}
