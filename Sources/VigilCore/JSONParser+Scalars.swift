@@ -32,9 +32,10 @@ extension JSONParser {
         while pos < end {
             let c = base[pos]
             if c == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
+                let n = pos - start
                 pos += 1
-                return s
+                if let strings, n <= ShortStrings.longest { return strings.pointee.string(base + start, count: n) }
+                return String(decoding: UnsafeBufferPointer(start: base + start, count: n), as: UTF8.self)
             }
             if c == UInt8(ascii: "\\") { break }
             if c < 0x20 { throw fail("control character in string") }

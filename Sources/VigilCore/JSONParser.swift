@@ -29,6 +29,8 @@ public struct JSONParser: ~Copyable {
     let maxDepth: Int
     /// The deepest nesting seen so far (`{}` is 1).
     var deepest = 0
+    /// Where short strings without escapes come from, when the caller keeps them.
+    var strings: UnsafeMutablePointer<ShortStrings>?
 
     init(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         // An empty buffer has no base address; point at a static byte instead.
@@ -43,9 +45,12 @@ public struct JSONParser: ~Copyable {
     private static var emptyBase: UnsafePointer<UInt8> { UnsafePointer(emptyStorage) }
 
     /// Parses one complete document. Trailing bytes other than white space are an error.
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = 512) throws(JSONError) -> JSONValue {
+    public static func parse(
+        _ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = 512, strings: UnsafeMutablePointer<ShortStrings>? = nil
+    ) throws(JSONError) -> JSONValue {
         if let bad = UTF8Validation.firstInvalidByte(bytes) { throw .invalidUTF8(offset: bad) }
         var p = JSONParser(bytes, maxDepth: maxDepth)
+        p.strings = strings
         p.skipWhitespace()
         let v = try p.parseValue(depth: 1)
         p.skipWhitespace()
@@ -160,6 +165,14 @@ public enum UTF8Validation {
         guard let p = buf.baseAddress else { return nil }
         let n = buf.count
         var i = 0
+        // A line of ASCII, 32 bytes at a time.
+        while i + 32 <= n {
+            let r = UnsafeRawPointer(p + i)
+            let a = r.loadUnaligned(as: UInt64.self) | r.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+            let w = a | r.loadUnaligned(fromByteOffset: 16, as: UInt64.self) | r.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+            if w & 0x8080_8080_8080_8080 != 0 { break }
+            i += 32
+        }
         while i < n {
             // Eight ASCII bytes at a time.
             if i + 8 <= n {

@@ -41,6 +41,9 @@ public struct ReadingDecoder: TopicStrings, Sendable {
     /// few thousand topics, so a topic's route is worked out once.
     var routes: TopicTable<Route>
 
+    /// A payload's member names and short values, made once.
+    var shortStrings = ShortStrings()
+
     /// The entry of the topic `string(_:)` returned last: replay interns a
     /// record's topic here and decodes the record next, so the route is found
     /// with the topic, in one lookup.
@@ -112,7 +115,10 @@ public struct ReadingDecoder: TopicStrings, Sendable {
         }
         let value: JSONValue
         do {
-            value = try JSONParser.parse(payload, maxDepth: limits.maxDepth)
+            let maxDepth = limits.maxDepth
+            value = try withUnsafeMutablePointer(to: &shortStrings) { strings throws(JSONError) in
+                try JSONParser.parse(payload, maxDepth: maxDepth, strings: strings)
+            }
         } catch {
             switch error {
             case .invalidUTF8: return dead(.invalidUTF8, error.description)

@@ -34,14 +34,17 @@ public enum Record: Sendable {
         return parse(line: line, maxDepth: maxDepth, topics: &topics)
     }
 
-    /// Parses one line, its topic through `topics` (replay: a recording repeats a few thousand topics).
+    /// Parses one line, its topic through `topics` (replay: a recording
+    /// repeats a few thousand topics), the payload's short strings through
+    /// `strings` when given.
     public static func parse<Topics: TopicStrings>(
-        line: UnsafeBufferPointer<UInt8>, maxDepth: Int, topics: inout Topics
+        line: UnsafeBufferPointer<UInt8>, maxDepth: Int, topics: inout Topics, strings: UnsafeMutablePointer<ShortStrings>? = nil
     ) -> Result<Record, UnitError> {
         if let bad = UTF8Validation.firstInvalidByte(line) {
             return .failure(UnitError("invalid UTF-8 at byte \(bad) (use payload_base64 for binary payloads)"))
         }
         var p = JSONParser(line, maxDepth: 10_000)
+        p.strings = strings
         var ts: Millis?
         var topic: String?
         var payload: RecordedMessage.Payload?

@@ -54,40 +54,43 @@ public struct Replayer {
         events.reserveCapacity(16)
         var failure: Failure?
         let maxDepth = setup.config.limits.maxDepth
-        LineReader(fd: inputFD).forEachLine { line, number in
-            guard failure == nil else { return }
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
-            let record: Record
-            // The decoder interns the topic and has its route ready for the decoding.
-            switch Record.parse(line: line, maxDepth: maxDepth, topics: &evaluator.decoder) {
-            case .success(let r): record = r
-            case .failure(let e): failure = .badRecord(line: number, message: e.description); return
-            }
-            if let last, record.ts < last { failure = .outOfOrder(line: number, ts: record.ts, previous: last); return }
-            last = record.ts
-            stats.records += 1
-            switch record {
-            case .message(let m):
-                if evaluator.isBlind {
-                    failure = .badRecord(
-                        line: number,
-                        message: "a message between a broker \"lost\" mark and the next \"connected\" — vigil hears nothing while it is not connected")
-                    return
+        var shortStrings = ShortStrings()
+        _ = withUnsafeMutablePointer(to: &shortStrings) { strings in
+            LineReader(fd: inputFD).forEachLine { line, number in
+                guard failure == nil else { return }
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+                let record: Record
+                // The decoder interns the topic and has its route ready for the decoding.
+                switch Record.parse(line: line, maxDepth: maxDepth, topics: &evaluator.decoder, strings: strings) {
+                case .success(let r): record = r
+                case .failure(let e): failure = .badRecord(line: number, message: e.description); return
                 }
-                switch evaluator.message(m, into: &events) {
-                case .reading: stats.readings += 1
-                case .dead(let dead): stats.deadLetters[dead.reason, default: 0] += 1
+                if let last, record.ts < last { failure = .outOfOrder(line: number, ts: record.ts, previous: last); return }
+                last = record.ts
+                stats.records += 1
+                switch record {
+                case .message(let m):
+                    if evaluator.isBlind {
+                        failure = .badRecord(
+                            line: number,
+                            message: "a message between a broker \"lost\" mark and the next \"connected\" — vigil hears nothing while it is not connected")
+                        return
+                    }
+                    switch evaluator.message(m, into: &events) {
+                    case .reading: stats.readings += 1
+                    case .dead(let dead): stats.deadLetters[dead.reason, default: 0] += 1
+                    }
+                case .mark(let ts, let mark):
+                    evaluator.mark(mark, arrival: ts, into: &events)
+                case .ack(let ts, let ack):
+                    // An acknowledgement of an unknown or resolved incident changes nothing.
+                    _ = evaluator.acknowledge(ack, arrival: ts, into: &events)
                 }
-            case .mark(let ts, let mark):
-                evaluator.mark(mark, arrival: ts, into: &events)
-            case .ack(let ts, let ack):
-                // An acknowledgement of an unknown or resolved incident changes nothing.
-                _ = evaluator.acknowledge(ack, arrival: ts, into: &events)
-            }
-            if !events.isEmpty {
-                stats.events += events.count
-                for e in events { emit(e) }
-                events.removeAll(keepingCapacity: true)
+                if !events.isEmpty {
+                    stats.events += events.count
+                    for e in events { emit(e) }
+                    events.removeAll(keepingCapacity: true)
+                }
             }
         }
         if let failure { throw failure }

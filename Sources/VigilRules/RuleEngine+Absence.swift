@@ -11,10 +11,10 @@ extension RuleEngine {
         guard slot >= 0 else { return }
         if let w = rules[r].when, w.truth(ctx) != true { return }
         // The flag first: the subscript builds an optional incident, a few hundred bytes.
-        if absence[r].open.isOpen(slot), var inc = absence[r].open[slot] {
+        if absence[r].isOpen(slot), var inc = absence[r][open: slot] {
             inc.count = 1
             resolve(r, &inc, at: t, reading: ReadingSnapshot(reading), &out)
-            absence[r].open[slot] = nil
+            absence[r][open: slot] = nil
         }
         absence[r].see(slot, at: t, connected: connectedTime(t))
         absence[r].append(slot)
@@ -48,7 +48,7 @@ extension RuleEngine {
             r, keyText: keyText, key: absence[r].key[slot], ctx: ctx, startedAt: absence[r].nodes[slot].lastSeen,
             openedAt: t, count: 0, reading: nil)
         emit(r, .opened, &inc, at: t, reading: nil, &out)
-        absence[r].open[slot] = inc
+        absence[r][open: slot] = inc
         if let next = inc.nextReminder(rules[r]) { heap.push(TimerEntry(due: next, rule: r, key: keyText)) }
     }
 }

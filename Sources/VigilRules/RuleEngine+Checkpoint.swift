@@ -35,7 +35,7 @@ extension RuleEngine {
                     so.appendUnique("c", .string(registry.channels[t.channel[s]].id))
                     so.appendUnique("seen", .number(Double(t.nodes[s].lastSeen)))
                     if t.nodes[s].seenConnected != t.nodes[s].lastSeen { so.appendUnique("k", .number(Double(t.nodes[s].seenConnected))) }
-                    if let inc = t.open[s] { so.appendUnique("inc", Self.encode(inc)) }
+                    if let inc = t[open: s] { so.appendUnique("inc", Self.encode(inc)) }
                     slots.append(.object(so))
                 }
                 o.appendUnique("absence", .array(slots))
@@ -105,8 +105,8 @@ extension RuleEngine {
                 }
                 var order: [(Millis, Int)] = []
                 for s in t.channel.indices {
-                    if let (at, k, inc) = seen[registry.channels[t.channel[s]].id] { t.see(s, at: at, connected: k); t.open[s] = inc }
-                    if t.open[s] == nil { order.append((t.seenConnected(s), s)) }
+                    if let (at, k, inc) = seen[registry.channels[t.channel[s]].id] { t.see(s, at: at, connected: k); t[open: s] = inc }
+                    if t[open: s] == nil { order.append((t.seenConnected(s), s)) }
                 }
                 order.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
                 for (_, s) in order { t.append(s) }

@@ -54,8 +54,8 @@ extension RuleEngine {
 
     /// Heap entries for the reminders of rule `r`'s open absence incidents (after a restore or reload).
     mutating func armAbsenceReminders(_ r: Int) {
-        for slot in absence[r].open.slots.sorted() {
-            if let due = absence[r].open[slot]?.nextReminder(rules[r]) {
+        for slot in absence[r].openSlots.sorted() {
+            if let due = absence[r][open: slot]?.nextReminder(rules[r]) {
                 heap.push(TimerEntry(due: due, rule: r, key: absence[r].keyText[slot]))
             }
         }
@@ -102,13 +102,13 @@ extension RuleEngine {
         let t = now
         for r in rules.indices {
             if rules[r].isAbsence {
-                for slot in absence[r].open.slots.sorted() {
-                    guard var inc = absence[r].open[slot], inc.incidentID == a.incidentID else { continue }
+                for slot in absence[r].openSlots.sorted() {
+                    guard var inc = absence[r][open: slot], inc.incidentID == a.incidentID else { continue }
                     if inc.acknowledgedAt != nil { return .already }
                     inc.acknowledgedAt = t
                     inc.acknowledgedBy = a.by
                     emit(r, .acknowledged, &inc, at: t, reading: nil, &out, note: a.note)
-                    absence[r].open[slot] = inc
+                    absence[r][open: slot] = inc
                     return .acknowledged
                 }
             } else {
@@ -130,7 +130,7 @@ extension RuleEngine {
     public func openIncidentID(rule: String, channel: String) -> String? {
         guard let r = rules.firstIndex(where: { $0.name == rule }) else { return nil }
         if rules[r].isAbsence {
-            for inc in absence[r].open.incidentsOpen where inc.channel == channel { return inc.incidentID }
+            for inc in absence[r].openIncidents where inc.channel == channel { return inc.incidentID }
             return nil
         }
         let matching = states[r].filter { $0.value.incident?.channel == channel }

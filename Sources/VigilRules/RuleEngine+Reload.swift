@@ -32,9 +32,9 @@ extension RuleEngine {
                     if let oi = registry.lookup(id), oi < old.slotOf.count, old.slotOf[oi] >= 0 {
                         let os = old.slotOf[oi]
                         tracker.see(s, at: old.nodes[os].lastSeen, connected: old.nodes[os].seenConnected)
-                        tracker.open[s] = old.open[os]
+                        tracker[open: s] = old[open: os]
                     }
-                    if tracker.open[s] == nil { order.append((tracker.seenConnected(s), s)) }
+                    if tracker[open: s] == nil { order.append((tracker.seenConnected(s), s)) }
                 }
                 order.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
                 for (_, s) in order { tracker.append(s) }

@@ -27,7 +27,7 @@ extension RuleEngine {
                 return true
             }
             for (_, st) in states[s] { if let inc = st.incident, matches(inc) { return "inhibited by \(inh.source)" } }
-            for inc in absence[s].open.incidentsOpen where matches(inc) { return "inhibited by \(inh.source)" }
+            for inc in absence[s].openIncidents where matches(inc) { return "inhibited by \(inh.source)" }
         }
         return nil
     }

@@ -10,9 +10,9 @@ extension RuleEngine {
         let rule = rules[r]
         if rule.isAbsence {
             for slot in absence[r].slotsByKey[keyText] ?? [] {
-                guard var inc = absence[r].open[slot], let due = inc.nextReminder(rule), due <= t else { continue }
+                guard var inc = absence[r][open: slot], let due = inc.nextReminder(rule), due <= t else { continue }
                 remind(r, &inc, at: t, &out)
-                absence[r].open[slot] = inc
+                absence[r][open: slot] = inc
                 if let next = inc.nextReminder(rule) { heap.push(TimerEntry(due: next, rule: r, key: keyText)) }
             }
             return

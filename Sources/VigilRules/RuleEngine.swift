@@ -179,7 +179,7 @@ public struct RuleEngine: Sendable {
     public var openIncidents: Int {
         var n = 0
         for s in states { for (_, v) in s where v.isOpen { n += 1 } }
-        for a in absence { n += a.open.count }
+        for a in absence { n += a.openCount }
         return n
     }
 
@@ -191,7 +191,7 @@ public struct RuleEngine: Sendable {
         let rule = rules[e.rule]
         if rule.isAbsence {
             guard let slots = absence[e.rule].slotsByKey[e.key] else { return false }
-            return slots.contains { absence[e.rule].open[$0]?.nextReminder(rule) == e.due }
+            return slots.contains { absence[e.rule][open: $0]?.nextReminder(rule) == e.due }
         }
         guard let i = states[e.rule].index(forKey: e.key) else { return false }
         return states[e.rule].values[i].armed == e.due

@@ -33,6 +33,9 @@ struct AbsenceTracker: Sendable {
         var prev: Int32 = -1
         var next: Int32 = -1
         var linked = false
+        /// Whether the slot has an open incident (in `incidents`): every
+        /// reading asks, and the node is in the cache already.
+        var open = false
     }
 
     var channel: [Int] = []  // slot → registry index
@@ -40,7 +43,8 @@ struct AbsenceTracker: Sendable {
     var key: [JSONObject] = []
     var keyText: [String] = []
     var nodes: [Node] = []
-    var open = OpenBySlot()
+    /// Open incidents by slot.
+    private(set) var incidents: [Int: OpenIncident] = [:]
     /// Key text → slots (a key such as `[channel.building]` is shared), for the reminders of open absence incidents.
     var slotsByKey: [String: [Int]] = [:]
     var head = -1
@@ -56,8 +60,24 @@ struct AbsenceTracker: Sendable {
         slotOf[registryIndex] = channel.count
         slotsByKey[kt, default: []].append(channel.count)
         channel.append(registryIndex); key.append(k); keyText.append(kt)
-        nodes.append(Node()); open.addSlot()
+        nodes.append(Node())
     }
+
+    func isOpen(_ slot: Int) -> Bool { nodes[slot].open }
+
+    /// A slot's open incident; the node's flag is asked first, so a closed slot costs no hashing.
+    subscript(open slot: Int) -> OpenIncident? {
+        get { nodes[slot].open ? incidents[slot] : nil }
+        set {
+            incidents[slot] = newValue
+            nodes[slot].open = newValue != nil
+        }
+    }
+
+    /// Slots with an open incident, in no particular order.
+    var openSlots: Dictionary<Int, OpenIncident>.Keys { incidents.keys }
+    var openIncidents: Dictionary<Int, OpenIncident>.Values { incidents.values }
+    var openCount: Int { incidents.count }
 
     /// When slot `s` was last seen, in connected time.
     func seenConnected(_ s: Int) -> Millis { nodes[s].seenConnected }
@@ -83,30 +103,4 @@ struct AbsenceTracker: Sendable {
         if tail >= 0 { nodes[tail].next = Int32(truncatingIfNeeded: s) } else { head = s }
         tail = s; nodes[s].linked = true
     }
-}
-
-/// The open incidents of an absence rule, by slot. Every reading asks its
-/// channel's slot, and few channels are silent at once: a flag a slot answers
-/// that, and only the open ones keep an incident (a few hundred bytes each).
-struct OpenBySlot: Sendable {
-    private var flags: [Bool] = []
-    private var incidents: [Int: OpenIncident] = [:]
-
-    mutating func addSlot() { flags.append(false) }
-
-    func isOpen(_ slot: Int) -> Bool { flags[slot] }
-
-    /// A slot's flag is asked first: a closed slot costs no hashing.
-    subscript(slot: Int) -> OpenIncident? {
-        get { flags[slot] ? incidents[slot] : nil }
-        set {
-            incidents[slot] = newValue
-            flags[slot] = newValue != nil
-        }
-    }
-
-    /// Slots with an open incident, in no particular order.
-    var slots: Dictionary<Int, OpenIncident>.Keys { incidents.keys }
-    var incidentsOpen: Dictionary<Int, OpenIncident>.Values { incidents.values }
-    var count: Int { incidents.count }
 }

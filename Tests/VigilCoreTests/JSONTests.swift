@@ -73,6 +73,28 @@ import Testing
         // "é" precomposed and decomposed are canonically equivalent but not the same code points.
         #expect(JSONValue.string("\u{E9}") != JSONValue.string("e\u{301}"))
     }
+
+    /// Short strings made once and found again by their bytes: a parse with
+    /// the table gives what a parse without it gives, for every length around
+    /// the table's limit, for strings that share a slot (256 slots, a few
+    /// thousand strings), after escapes and in other scripts.
+    @Test func shortStringsGiveTheSameValues() throws {
+        var words = ["", "a", "event", "heartbeat", "12345678", "123456789", "session_minutes", "sixteen_letters_", "云泉公馆", "door_forced"]
+        for i in 0..<3000 { words.append("w\(i)") }
+        var strings = ShortStrings()
+        for round in 0..<2 {
+            for (i, w) in words.enumerated() {
+                let other = words[(i * 31 + round) % words.count]
+                let text = #"{"\#(w)":"\#(other)","k\u0041":"\#(w)\n"}"#
+                let plain = try JSONParser.parse(Array(text.utf8))
+                let cached = try Array(text.utf8).withUnsafeBufferPointer { b throws(JSONError) in
+                    try withUnsafeMutablePointer(to: &strings) { p throws(JSONError) in try JSONParser.parse(b, strings: p) }
+                }
+                #expect(cached == plain && cached.description == plain.description, "\(text)")
+                #expect(cached[w] == .string(other) && cached["kA"] == .string(w + "\n"))
+            }
+        }
+    }
 }
 
 @Suite struct TimeAndUnitsTests {
