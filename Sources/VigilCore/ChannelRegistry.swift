@@ -77,7 +77,7 @@ public struct ChannelRegistry: Sendable {
                         "unknown feed '\(feed)' for channel '\(id)' — known feeds: \(knownFeeds.sorted().joined(separator: ", "))"))
                 continue
             }
-            var info = JSONObject()
+            var info = JSONObject(reservingCapacity: names.count - 2)
             for (c, n) in names.enumerated() where c != chCol && c != feedCol {
                 info.appendUnique(n, .string(row.fields[c].value))
             }

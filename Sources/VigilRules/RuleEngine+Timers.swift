@@ -9,7 +9,7 @@ extension RuleEngine {
     mutating func fire(_ r: Int, _ keyText: String, at t: Millis, _ out: inout [IncidentEvent]) {
         let rule = rules[r]
         if rule.isAbsence {
-            for slot in absence[r].slotsByKey[keyText] ?? [] {
+            for slot in absence[r].slots(key: keyText) {
                 guard var inc = absence[r][open: slot], let due = inc.nextReminder(rule), due <= t else { continue }
                 remind(r, &inc, at: t, &out)
                 absence[r][open: slot] = inc

@@ -72,7 +72,9 @@ public struct RuleEngine: Sendable {
         self.channelKeyed = ruleSet.rules.map { $0.key.count == 1 && $0.key[0].name == "channel" }
         self.registryChannelKeys = registry.channels.map { ch in
             let key = JSONObject([("channel", .string(ch.id))])
-            return (key, JSONWriter.encode(.object(key)))
+            // An id with nothing to escape (all of a real registry's) is written as it is.
+            let plain = ch.id.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }
+            return (key, plain ? "{\"channel\":\"\(ch.id)\"}" : JSONWriter.encode(.object(key)))
         }
         let n = ruleSet.rules.count
         states = Array(repeating: [:], count: n)
@@ -190,8 +192,7 @@ public struct RuleEngine: Sendable {
     func isLive(_ e: TimerEntry) -> Bool {
         let rule = rules[e.rule]
         if rule.isAbsence {
-            guard let slots = absence[e.rule].slotsByKey[e.key] else { return false }
-            return slots.contains { absence[e.rule][open: $0]?.nextReminder(rule) == e.due }
+            return absence[e.rule].anyOpen(key: e.key) { $0.nextReminder(rule) == e.due }
         }
         guard let i = states[e.rule].index(forKey: e.key) else { return false }
         return states[e.rule].values[i].armed == e.due

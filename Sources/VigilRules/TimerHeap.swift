@@ -33,6 +33,8 @@ struct AbsenceTracker: Sendable {
         var prev: Int32 = -1
         var next: Int32 = -1
         var linked = false
+        /// The next slot with the same key (`-1`: none).
+        var nextSameKey: Int32 = -1
         /// Whether the slot has an open incident (in `incidents`): every
         /// reading asks, and the node is in the cache already.
         var open = false
@@ -45,8 +47,10 @@ struct AbsenceTracker: Sendable {
     var nodes: [Node] = []
     /// Open incidents by slot.
     private(set) var incidents: [Int: OpenIncident] = [:]
-    /// Key text → slots (a key such as `[channel.building]` is shared), for the reminders of open absence incidents.
-    var slotsByKey: [String: [Int]] = [:]
+    /// Key text → the first and last of its slots (a key such as
+    /// `[channel.building]` is shared; the rest are chained by
+    /// `Node.nextSameKey`), for the reminders of open absence incidents.
+    var slotsByKey: [String: (first: Int32, last: Int32)] = [:]
     var head = -1
     var tail = -1
 
@@ -58,12 +62,39 @@ struct AbsenceTracker: Sendable {
     mutating func add(registryIndex: Int, key k: JSONObject, keyText kt: String) {
         precondition(channel.count < Int(Int32.max), "too many channels for one absence rule")
         slotOf[registryIndex] = channel.count
-        slotsByKey[kt, default: []].append(channel.count)
+        let s = Int32(truncatingIfNeeded: channel.count)
+        if let known = slotsByKey[kt] {
+            nodes[Int(known.last)].nextSameKey = s
+            slotsByKey[kt] = (known.first, s)
+        } else {
+            slotsByKey[kt] = (s, s)
+        }
         channel.append(registryIndex); key.append(k); keyText.append(kt)
         nodes.append(Node())
     }
 
     func isOpen(_ slot: Int) -> Bool { nodes[slot].open }
+
+    /// Whether any slot of a key has an open incident for which `test` holds, in slot order.
+    func anyOpen(key: String, _ test: (OpenIncident) -> Bool) -> Bool {
+        var s = Int(slotsByKey[key]?.first ?? -1)
+        while s >= 0 {
+            if let inc = self[open: s], test(inc) { return true }
+            s = Int(nodes[s].nextSameKey)
+        }
+        return false
+    }
+
+    /// The slots of a key, in slot order.
+    func slots(key: String) -> [Int] {
+        var out: [Int] = []
+        var s = Int(slotsByKey[key]?.first ?? -1)
+        while s >= 0 {
+            out.append(s)
+            s = Int(nodes[s].nextSameKey)
+        }
+        return out
+    }
 
     /// A slot's open incident; the node's flag is asked first, so a closed slot costs no hashing.
     subscript(open slot: Int) -> OpenIncident? {

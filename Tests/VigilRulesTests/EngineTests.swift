@@ -50,6 +50,17 @@ let piles = """
         #expect(resolved.title == opened.title)  // rendered once, carried unchanged
     }
 
+    /// A registry channel's `[channel]` key, built once with the engine, is
+    /// the key's JSON text, escapes and all.
+    @Test func registryChannelKeysAreTheirJSONText() {
+        let csv = "channel,feed\ncp-1,charging_pile\n\"we\"\"ird\\id\",charging_pile\n云泉-1,charging_pile\n"
+        let (reg, diags) = ChannelRegistry.parse(csv, path: "t.csv", knownFeeds: nil)
+        #expect(diags.isEmpty && reg.count == 3)
+        let engine = RuleEngine(ruleSet: RuleSet(), registry: reg)
+        #expect(engine.registryChannelKeys.map(\.1) == [#"{"channel":"cp-1"}"#, #"{"channel":"we\"ird\\id"}"#, #"{"channel":"云泉-1"}"#])
+        for (key, text) in engine.registryChannelKeys { #expect(text == JSONWriter.encode(.object(key))) }
+    }
+
     /// A key known to have no state is skipped while its readings cannot
     /// start one, and starts one on the first that can.
     @Test func aKeyKnownToHaveNoStateStillStartsOne() throws {
