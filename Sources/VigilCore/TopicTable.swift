@@ -5,20 +5,24 @@
 /// and the slots, eight bytes each, keep a 100,000-channel fleet's table to a
 /// few MiB the processor's cache can hold.
 ///
-/// The table holds at most half as many topics as it has slots; the topic
-/// after that starts it afresh (a storm of new topics costs their routes
-/// being worked out again, never unbounded memory).
+/// The table holds at most half as many topics as it has slots. Past that
+/// it doubles, up to `maxSlots`; full at that size, the topic after that
+/// starts it afresh (a storm of new topics costs their routes being worked
+/// out again, never unbounded memory).
 struct TopicTable<Value> {
     private(set) var entries: [(topic: String, value: Value)] = []
     /// 0: empty; else the hash's high 32 bits, then the entry's index + 1.
     private var slots: [UInt64]
-    private let mask: Int
+    private var mask: Int
+    let maxSlots: Int
 
-    /// `slots`: a power of two.
-    init(slots: Int) {
+    /// `slots` and `maxSlots`: powers of two.
+    init(slots: Int, maxSlots: Int = 1 << 20) {
         precondition(slots >= 2 && slots & (slots - 1) == 0, "slots must be a power of two")
+        precondition(maxSlots >= slots && maxSlots & (maxSlots - 1) == 0, "maxSlots must be a power of two")
         self.slots = Array(repeating: 0, count: slots)
         mask = slots - 1
+        self.maxSlots = maxSlots
     }
 
     var capacity: Int { (mask + 1) / 2 }
@@ -45,13 +49,35 @@ struct TopicTable<Value> {
     mutating func insert(_ topic: String, _ value: Value, hash: UInt64, slot: Int) -> Int {
         var slot = slot
         if entries.count >= capacity {
-            entries.removeAll(keepingCapacity: true)
-            for i in slots.indices { slots[i] = 0 }
-            slot = Int(truncatingIfNeeded: hash >> 32) & mask
+            if mask + 1 < maxSlots {
+                grow()
+            } else {
+                entries.removeAll(keepingCapacity: true)
+                for i in slots.indices { slots[i] = 0 }
+            }
+            slot = emptySlot(hash)
         }
         entries.append((topic, value))
         slots[slot] = (hash >> 32) << 32 | UInt64(entries.count)
         return entries.count - 1
+    }
+
+    /// The first empty slot on the probe path of `hash`.
+    private func emptySlot(_ hash: UInt64) -> Int {
+        var i = Int(truncatingIfNeeded: hash >> 32) & mask
+        while slots[i] != 0 { i = (i + 1) & mask }
+        return i
+    }
+
+    /// Twice the slots, every entry placed again (its hash from its topic's bytes).
+    private mutating func grow() {
+        slots = Array(repeating: 0, count: (mask + 1) * 2)
+        mask = slots.count - 1
+        for e in entries.indices {
+            var topic = entries[e].topic
+            let hash = topic.withUTF8 { FastHash.hash(UnsafeRawBufferPointer($0)) }
+            slots[emptySlot(hash)] = (hash >> 32) << 32 | UInt64(e + 1)
+        }
     }
 }
 extension TopicTable: Sendable where Value: Sendable {}

@@ -54,10 +54,7 @@ struct AbsenceTracker: Sendable {
     var head = -1
     var tail = -1
 
-    init(registrySize: Int = 0) {
-        slotOf = Array(repeating: -1, count: registrySize)
-        slotsByKey.reserveCapacity(registrySize)
-    }
+    init(registrySize: Int = 0) { slotOf = Array(repeating: -1, count: registrySize) }
 
     mutating func add(registryIndex: Int, key k: JSONObject, keyText kt: String) {
         precondition(channel.count < Int(Int32.max), "too many channels for one absence rule")

@@ -226,10 +226,11 @@ import Testing
         #expect(try decoder.decode(record: record).get().channel == "d-0001")
     }
     /// The table keeps topics whose hashes collide (a small table makes them
-    /// share slots all the time), finds each by its bytes, and starts afresh
-    /// when full: after that every topic is still found, or added again.
-    @Test func theTopicTableKeepsCollidingTopicsAndStartsAfreshWhenFull() {
-        var table = TopicTable<Int>(slots: 16)
+    /// share slots all the time), finds each by its bytes, doubles when half
+    /// full, and starts afresh when full at its largest: after that every
+    /// topic is still found, or added again.
+    @Test func theTopicTableKeepsCollidingTopicsGrowsAndStartsAfreshWhenFull() {
+        var table = TopicTable<Int>(slots: 16, maxSlots: 32)
         func lookup(_ t: String, adding value: Int) -> (found: Bool, value: Int) {
             var s = t
             return s.withUTF8 { p in
@@ -241,20 +242,23 @@ import Testing
                 return (false, table.entries[e].value)
             }
         }
-        let few = Array(topics.prefix(8))
-        for (i, t) in few.enumerated() { #expect(lookup(t, adding: i) == (false, i)) }
+        let few = Array(topics.prefix(16))
+        for (i, t) in few.prefix(8).enumerated() { #expect(lookup(t, adding: i) == (false, i)) }
+        #expect(table.capacity == 8)
+        // The ninth doubles the table; every topic stays.
+        for (i, t) in few.enumerated().dropFirst(8) { #expect(lookup(t, adding: i) == (false, i)) }
+        #expect(table.capacity == 16 && table.entries.count == 16)
         for (i, t) in few.enumerated() { #expect(lookup(t, adding: -1) == (true, i), "\(t) kept beside its neighbours") }
-        #expect(table.entries.count == 8 && table.capacity == 8)
-        // The ninth topic starts the table afresh.
-        #expect(lookup(topics[8], adding: 8) == (false, 8))
-        #expect(table.entries.count == 1)
-        #expect(lookup(topics[8], adding: -1) == (true, 8))
+        // Full at its largest: the next topic starts the table afresh.
+        #expect(lookup(topics[16], adding: 16) == (false, 16))
+        #expect(table.entries.count == 1 && table.capacity == 16)
+        #expect(lookup(topics[16], adding: -1) == (true, 16))
         #expect(lookup(few[0], adding: 100) == (false, 100))
     }
 
-    /// The decoder's table starting afresh leaves no stale entry behind: the
-    /// topic interned last before it is routed by its own route after it.
-    @Test func theDecodersTableStartingAfreshKeepsRoutesRight() throws {
+    /// The decoder's table growing leaves no stale entry behind: each topic
+    /// interned, and another decoded right after it, get their own routes.
+    @Test func theDecodersTableGrowingKeepsRoutesRight() throws {
         let subs = [Subscription(pattern: try TopicPattern("district/estate/{community}/charging_pile/{channel}/{kind}"), feed: FeedSpec("charging_pile"))]
         var decoder = ReadingDecoder(subscriptions: subs, registry: ChannelRegistry(), unknownChannels: .accept, limits: .init())
         let capacity = decoder.routes.capacity
@@ -269,6 +273,6 @@ import Testing
             }
             #expect(route.channel == "p-\((i * 7 + 3) % many.count)" && own.channel == "p-\(i)")
         }
-        #expect(decoder.routes.entries.count < capacity)
+        #expect(decoder.routes.entries.count == many.count && decoder.routes.capacity > capacity)
     }
 }
