@@ -84,49 +84,40 @@ extension RuleEngine {
         return true
     }
 
-    /// Runs `step` on the state of the reading's key for rule `r`, in place
-    /// (`withState`). A key without state starts one only on a true `when`
-    /// (most readings change no key, and a fresh state is a few hundred bytes
-    /// to build and drop); a registry channel's key known to have none is not
-    /// even looked up (`knownStateless`). The key's object is fetched only for
-    /// a new state: the lookup needs its text alone.
+    /// Runs `step` on the state of the reading's key for rule `r`. A key
+    /// without state starts one only on a true `when`; a registry channel's
+    /// key known to have none is not even looked up (`knownStateless`).
     mutating func stepKey(
         _ r: Int, when: Bool?, _ ctx: EvalContext, _ keys: inout KeyCache,
         _ step: (inout RuleEngine, inout KeyState, String) -> Bool
     ) {
         let flag = channelKeyed[r] ? keys.registryIndex : nil
         if when != true, let flag, knownStateless(r, channel: flag) { return }
-        var built: JSONObject?
-        let keyText: String
-        if let flag {
-            keyText = registryChannelKeys[flag].1
-        } else {
-            let k = keyFor(r, ctx, &keys)
-            (built, keyText) = (k.0, k.1)
-        }
-        let exists: Bool
-        if let slot = states[r].index(forKey: keyText) {
-            exists = withState(r, slot) { engine, st in step(&engine, &st, keyText) }
-        } else if when == true {
-            var st = KeyState(key: built ?? registryChannelKeys[flag!].0)
-            exists = step(&self, &st, keyText)
-            if exists { states[r][keyText] = st }
-        } else {
-            exists = false
-        }
+        let (key, keyText) = keyFor(r, ctx, &keys)
+        let exists = withState(r, key, keyText, create: when == true) { engine, st in step(&engine, &st, keyText) }
         if let flag { setKnownStateless(r, channel: flag, !exists) }
     }
 
-    /// Runs `step` on the state at `slot` of rule `r`'s table in place: no
-    /// copy of the state. The rule's table is out of the engine while `step`
-    /// runs: nothing in a step touches it, except the inhibits of a rule that
-    /// inhibits itself, for which only the key's own state is taken out. The
-    /// state stays when `step` returns true, which is returned.
+    /// Runs `step` on the state of `keyText` — a fresh one when the key has
+    /// none — in place: one lookup, no copy of the state (a few hundred
+    /// bytes). A key without state is left alone unless `create`: most
+    /// readings change no key. The rule's table is out of the engine while
+    /// `step` runs: nothing in a step touches it, except the inhibits of a
+    /// rule that inhibits itself, for which only the key's own state is taken
+    /// out. The state stays when `step` returns true. Returns whether the key
+    /// has state afterwards.
     mutating func withState(
-        _ r: Int, _ slot: Dictionary<String, KeyState>.Index, _ step: (inout RuleEngine, inout KeyState) -> Bool
+        _ r: Int, _ key: JSONObject, _ keyText: String, create: Bool, _ step: (inout RuleEngine, inout KeyState) -> Bool
     ) -> Bool {
+        guard let slot = states[r].index(forKey: keyText) else {
+            guard create else { return false }
+            var st = KeyState(key: key)
+            let keep = step(&self, &st)
+            if keep { states[r][keyText] = st }
+            return keep
+        }
         if inhibitsItself[r] {
-            var st = KeyState(key: JSONObject())
+            var st = KeyState(key: key)
             swap(&st, &states[r].values[slot])
             let keep = step(&self, &st)
             if keep { swap(&st, &states[r].values[slot]) } else { states[r].remove(at: slot) }
