@@ -59,7 +59,7 @@ public struct ReadingDecoder: TopicStrings, Sendable {
 
     /// Where a topic goes, from the table when it was seen before.
     public mutating func cachedRoute(topic: String) -> Route {
-        if lastInterned >= 0, lastInterned < routes.entries.count, routes.entries[lastInterned].topic.isBitwiseIdentical(to: topic) {
+        if routes.entries.indices.contains(lastInterned), routes.entries[lastInterned].topic.isBitwiseIdentical(to: topic) {
             return routes.entries[lastInterned].value
         }
         var t = topic

@@ -22,32 +22,13 @@ public struct ShortStrings: Sendable {
 
     public init() { entries = Array(repeating: Entry(), count: 256) }
 
-    /// The string of `count` (at most `longest`) bytes of valid UTF-8 at
-    /// `bytes`, of which `readable` (at least `count`) may be read.
+    /// The string of `count` (at most `longest`) bytes of valid UTF-8 at `bytes`.
     @inline(__always)
-    mutating func string(_ bytes: UnsafePointer<UInt8>, count: Int, readable: Int) -> String {
+    mutating func string(_ bytes: UnsafePointer<UInt8>, count: Int) -> String {
         var low: UInt64 = 0
         var high: UInt64 = 0
-        #if _endian(little)
-        let fast = readable >= 16
-        #else
-        let fast = false
-        #endif
-        if fast {
-            // Two whole words, the bytes past the string masked off (the first byte is the low one).
-            let raw = UnsafeRawPointer(bytes)
-            low = raw.loadUnaligned(as: UInt64.self)
-            high = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-            if count < 8 {
-                low &= (1 &<< UInt64(count &* 8)) &- 1
-                high = 0
-            } else {
-                high &= (1 &<< UInt64((count &- 8) &* 8)) &- 1
-            }
-        } else {
-            memcpy(&low, bytes, min(count, 8))
-            if count > 8 { memcpy(&high, bytes + 8, count - 8) }
-        }
+        memcpy(&low, bytes, min(count, 8))
+        if count > 8 { memcpy(&high, bytes + 8, count - 8) }
         high |= UInt64(truncatingIfNeeded: count) << 56
         let slot = Int(truncatingIfNeeded: ((low &* 0x9E37_79B9_7F4A_7C15) ^ (high &* 0xC2B2_AE3D_27D4_EB4F)) >> 56)
         if entries[slot].low == low && entries[slot].high == high { return entries[slot].string }

@@ -58,9 +58,12 @@ struct TopicTable<Value> {
             slot = emptySlot(hash)
         }
         entries.append((topic, value))
-        slots[slot] = (hash >> 32) << 32 | UInt64(entries.count)
+        slots[slot] = Self.slotWord(hash, entry: entries.count - 1)
         return entries.count - 1
     }
+
+    /// A slot's word: the hash's high 32 bits, then the entry's index + 1 (0 is an empty slot).
+    private static func slotWord(_ hash: UInt64, entry: Int) -> UInt64 { (hash >> 32) << 32 | UInt64(entry + 1) }
 
     /// The first empty slot on the probe path of `hash`.
     private func emptySlot(_ hash: UInt64) -> Int {
@@ -76,7 +79,7 @@ struct TopicTable<Value> {
         for e in entries.indices {
             var topic = entries[e].topic
             let hash = topic.withUTF8 { FastHash.hash(UnsafeRawBufferPointer($0)) }
-            slots[emptySlot(hash)] = (hash >> 32) << 32 | UInt64(e + 1)
+            slots[emptySlot(hash)] = Self.slotWord(hash, entry: e)
         }
     }
 }

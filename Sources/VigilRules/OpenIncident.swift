@@ -46,12 +46,4 @@ struct KeyState: Sendable {
     var armed: Millis?
 
     init(key: JSONObject) { self.key = key }
-
-    /// Whether the key has an open incident. A pattern, not `incident != nil`:
-    /// that comparison copies the optional incident (a few hundred bytes, a
-    /// dozen references retained and released) to look at its tag.
-    var isOpen: Bool {
-        if case .some = incident { return true }
-        return false
-    }
 }

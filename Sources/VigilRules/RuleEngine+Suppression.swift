@@ -39,6 +39,9 @@ extension RuleEngine {
         }
     }
 
+    /// Whether an inhibit of rule `r`'s own can silence it: its openings read its own table.
+    func inhibitsItself(_ r: Int) -> Bool { inhibitsByTarget[r].contains { inhibitSource[$0] == r } }
+
     // MARK: - Keys
 
     /// The key of a reading for rule `r`; the common `[channel]` key is built once per reading.

@@ -25,7 +25,7 @@ extension RuleEngine {
         _ r: Int, hold: Millis, when: Bool?, _ st: inout KeyState, _ keyText: String, _ reading: Reading, _ ctx: EvalContext,
         _ t: Millis, _ out: inout [IncidentEvent]
     ) -> Bool {
-        if st.isOpen { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
+        if st.incident != nil { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
         switch when {
         case nil:
             if st.runStart == nil { return false }
@@ -68,7 +68,7 @@ extension RuleEngine {
         _ r: Int, n: Int, within: Millis, when: Bool?, _ st: inout KeyState, _ keyText: String, _ reading: Reading,
         _ ctx: EvalContext, _ t: Millis, _ out: inout [IncidentEvent]
     ) -> Bool {
-        if st.isOpen { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
+        if st.incident != nil { return handleOpen(r, &st, keyText, reading, ctx, t, &out) }
         if when == true {
             st.window.removeAll { t - $0 >= within }
             st.window.append(t)
@@ -79,7 +79,7 @@ extension RuleEngine {
                 guard open(r, keyText, &st, startedAt: started, at: t, count: count, reading: reading, &out) else { return false }
             }
         }
-        if st.window.isEmpty && !st.isOpen { return false }
+        if st.window.isEmpty && st.incident == nil { return false }
         rearm(r, keyText, &st)
         return true
     }
@@ -116,7 +116,7 @@ extension RuleEngine {
             if keep { states[r][keyText] = st }
             return keep
         }
-        if inhibitsItself[r] {
+        if inhibitsItself(r) {
             var st = KeyState(key: key)
             swap(&st, &states[r].values[slot])
             let keep = step(&self, &st)
@@ -142,7 +142,7 @@ extension RuleEngine {
         let rule = rules[r]
         // The incident is changed where it is (`st.incident!`): taken out and
         // put back, its dozen fields would be copied for every reading of the key.
-        guard st.isOpen else { return true }
+        guard st.incident != nil else { return true }
         if let clear = rule.clearWhen {
             switch clear.truth(ctx) {
             case true?:

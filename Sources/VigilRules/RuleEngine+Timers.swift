@@ -56,7 +56,7 @@ extension RuleEngine {
         var due: Millis?
         func consider(_ d: Millis) { if due == nil || d < due! { due = d } }
         // Fields through the optional, not a copy of the incident: this runs for every reading of an open key.
-        if st.isOpen {
+        if st.incident != nil {
             if let after = rule.clearAfter, let last = st.incident?.lastMatchAt { consider(last + after) }
             if rule.clearFor > 0, let runStart = st.incident?.clearRunStart { consider(runStart + rule.clearFor) }
             if let remind = st.incident?.nextReminder(rule) { consider(remind) }

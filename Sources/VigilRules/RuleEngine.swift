@@ -49,8 +49,6 @@ public struct RuleEngine: Sendable {
     var wildcardRules: [Int] = []
     var inhibitsByTarget: [[Int]]
     var inhibitSource: [Int]
-    /// Rules an inhibit of their own can silence: their openings read their own table.
-    var inhibitsItself: [Bool]
 
     /// Blind time (SPEC §4): since when the broker connection is lost, the
     /// blind time already behind the clock, and outages ahead of it (a backlog
@@ -72,9 +70,7 @@ public struct RuleEngine: Sendable {
         self.channelKeyed = ruleSet.rules.map { $0.key.count == 1 && $0.key[0].name == "channel" }
         self.registryChannelKeys = registry.channels.map { ch in
             let key = JSONObject([("channel", .string(ch.id))])
-            // An id with nothing to escape (all of a real registry's) is written as it is.
-            let plain = ch.id.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }
-            return (key, plain ? "{\"channel\":\"\(ch.id)\"}" : JSONWriter.encode(.object(key)))
+            return (key, JSONWriter.encode(.object(key)))
         }
         let n = ruleSet.rules.count
         states = Array(repeating: [:], count: n)
@@ -87,8 +83,6 @@ public struct RuleEngine: Sendable {
             inhibitSource.append(ruleSet.rules.firstIndex { $0.name == inh.source } ?? -1)
             for (r, rule) in ruleSet.rules.enumerated() where inh.targets(rule.name) { inhibitsByTarget[r].append(i) }
         }
-        let targets = inhibitsByTarget, sources = inhibitSource
-        inhibitsItself = targets.indices.map { r in targets[r].contains { sources[$0] == r } }
         var feeds = Set<String>()
         for (r, rule) in ruleSet.rules.enumerated() {
             if let f = rule.feeds { feeds.formUnion(f) } else { wildcardRules.append(r) }
@@ -180,7 +174,7 @@ public struct RuleEngine: Sendable {
     /// Open incidents across all rules.
     public var openIncidents: Int {
         var n = 0
-        for s in states { for (_, v) in s where v.isOpen { n += 1 } }
+        for s in states { for (_, v) in s where v.incident != nil { n += 1 } }
         for a in absence { n += a.openCount }
         return n
     }
@@ -192,7 +186,7 @@ public struct RuleEngine: Sendable {
     func isLive(_ e: TimerEntry) -> Bool {
         let rule = rules[e.rule]
         if rule.isAbsence {
-            return absence[e.rule].anyOpen(key: e.key) { $0.nextReminder(rule) == e.due }
+            return absence[e.rule].slots(key: e.key).contains { absence[e.rule][open: $0]?.nextReminder(rule) == e.due }
         }
         guard let i = states[e.rule].index(forKey: e.key) else { return false }
         return states[e.rule].values[i].armed == e.due

@@ -72,16 +72,6 @@ struct AbsenceTracker: Sendable {
 
     func isOpen(_ slot: Int) -> Bool { nodes[slot].open }
 
-    /// Whether any slot of a key has an open incident for which `test` holds, in slot order.
-    func anyOpen(key: String, _ test: (OpenIncident) -> Bool) -> Bool {
-        var s = Int(slotsByKey[key]?.first ?? -1)
-        while s >= 0 {
-            if let inc = self[open: s], test(inc) { return true }
-            s = Int(nodes[s].nextSameKey)
-        }
-        return false
-    }
-
     /// The slots of a key, in slot order.
     func slots(key: String) -> [Int] {
         var out: [Int] = []
