@@ -29,13 +29,17 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // The processor's prefetch hint (one static inline function, no library):
+        // replay starts loading the tables the next records will read.
+        .systemLibrary(name: "CPrefetch"),
 
         // The layers, bottom up. A module may import only those above it in this list;
         // docs/ARCHITECTURE.md draws the same graph and says what each may never import.
 
         // Values every stage shares: JSON, time, durations, backoff, channels, readings,
-        // topics, incident events, recorded messages. Depends on nothing.
-        .target(name: "VigilCore"),
+        // topics, incident events, recorded messages. Depends on nothing but the
+        // prefetch hint.
+        .target(name: "VigilCore", dependencies: ["CPrefetch"]),
         // Configuration files: YAML with positions → typed configuration, checked at load.
         .target(name: "VigilConfig", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")]),
         // Rule files → compiled rules, the engine (a pure state machine over readings and
@@ -43,7 +47,8 @@ let package = Package(
         .target(
             name: "VigilRules",
             dependencies: [
-                "VigilCore", "VigilConfig", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
+                "VigilCore", "VigilConfig", "CPrefetch", .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The one place that speaks SQLite: the connection, every schema and its migrator,
         // the incident history.

@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// Turns (topic, payload bytes, arrival time) into a reading or a dead letter,
 /// by the rules of the subscriptions, the registry and the payload limits.
 /// `run`, `replay` and `vigil test` all decode through this one type.
@@ -39,7 +41,35 @@ public struct ReadingDecoder: TopicStrings, Sendable {
 
     /// The topics seen, with their routes: a fleet of devices repeats the same
     /// few thousand topics, so a topic's route is worked out once.
-    var routes: TopicTable<Route>
+    var routes: TopicTable<KnownTopic>
+
+    /// A topic's route, and what `prefetch` needs to reach ahead of time
+    /// without touching the route: its object's address and its channel.
+    struct KnownTopic: Sendable {
+        var route: Route
+        /// The addresses of the route object (0 for a dead letter's route)
+        /// and of the topic's bytes (0 when they are inline in the `String`):
+        /// only ever prefetch hints, read without a retain (which would wait
+        /// for the very load the hint is meant to start).
+        var object: UInt
+        var bytes: UInt
+        /// The channel's registry index, -1 when none.
+        var channel: Int
+
+        init(_ route: Route, topic: String) {
+            self.route = route
+            // A native string's bytes stay where they are for as long as the entry holds it.
+            bytes = topic.utf8.count <= 15 ? 0 : topic.utf8.withContiguousStorageIfAvailable { UInt(bitPattern: $0.baseAddress) } ?? 0
+            switch route {
+            case .success(let r):
+                object = UInt(bitPattern: Unmanaged.passUnretained(r).toOpaque())
+                channel = r.channelIndex ?? -1
+            case .failure:
+                object = 0
+                channel = -1
+            }
+        }
+    }
 
     /// A payload's member names and short values, made once.
     var shortStrings = ShortStrings()
@@ -60,11 +90,11 @@ public struct ReadingDecoder: TopicStrings, Sendable {
     /// Where a topic goes, from the table when it was seen before.
     public mutating func cachedRoute(topic: String) -> Route {
         if routes.entries.indices.contains(lastInterned), routes.entries[lastInterned].topic.isBitwiseIdentical(to: topic) {
-            return routes.entries[lastInterned].value
+            return routes.entries[lastInterned].value.route
         }
         var t = topic
         let e = t.withUTF8 { entry(UnsafeRawBufferPointer($0), topic) }  // may add to the table: look after
-        return routes.entries[e].value
+        return routes.entries[e].value.route
     }
 
     /// The table's entry for a topic's bytes, added when new (`topic`: the
@@ -74,12 +104,49 @@ public struct ReadingDecoder: TopicStrings, Sendable {
         let (found, slot) = routes.find(bytes, hash: hash)
         if let found { return found }
         let t = topic ?? String(decoding: bytes, as: UTF8.self)
-        return routes.insert(t, route(topic: t), hash: hash, slot: slot)
+        return routes.insert(t, KnownTopic(route(topic: t), topic: t), hash: hash, slot: slot)
+    }
+
+    /// Whether `prefetch` pays: the table of routes has outgrown the
+    /// processor's nearer caches (below this, a lookup finds it all there
+    /// and looking ahead only adds work).
+    public var worthPrefetching: Bool { routes.entries.count >= 16_384 }
+
+    /// Starts loading what decoding these topics will read: the table's
+    /// slots, then their entries, then the topics' bytes and route objects,
+    /// each step for all of them at once. One record at a time waits for
+    /// each of these in turn, and a 100,000-channel table lies far outside
+    /// the processor's cache; replay, which has the next records at hand,
+    /// asks for them a batch ahead. Only hints: nothing observable changes.
+    /// `channels[i]`: the registry index the route of `topics[i]` most
+    /// likely has (-1: none or not known), for `RuleEngine.prefetch`.
+    public func prefetch(topics: UnsafeBufferPointer<UnsafeRawBufferPointer>, channels: UnsafeMutableBufferPointer<Int>) {
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: topics.count) { hashes in
+            for i in topics.indices {
+                hashes[i] = FastHash.hash(topics[i])
+                routes.prefetchSlot(hashes[i])
+            }
+            for i in topics.indices { channels[i] = routes.prefetchEntry(hashes[i]) ?? -1 }
+            for i in topics.indices where channels[i] >= 0 {
+                let e = channels[i]
+                routes.entries.withUnsafeBufferPointer { entries in
+                    // The fields alone: a copy of the topic or the route would retain it.
+                    if let bytes = UnsafeRawPointer(bitPattern: entries[e].value.bytes) {
+                        vigil_prefetch(bytes)
+                        vigil_prefetch(bytes - 32)  // the string object's header, which `string(_:)`'s retain writes
+                    }
+                    if let object = UnsafeRawPointer(bitPattern: entries[e].value.object) { vigil_prefetch(object) }
+                    channels[i] = entries[e].value.channel
+                }
+            }
+        }
     }
 
     /// Where a topic goes: feed, channel and captures, or why it goes nowhere.
     public func route(topic: String) -> Route {
-        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
+        // Split on the bytes: `/` is ASCII, so every piece is whole characters,
+        // and a split by `Character` walks grapheme clusters (most of a new topic's cost).
+        let levels = topic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { Substring($0) }
         for sub in subscriptions {
             guard let captures = sub.pattern.match(levels) else { continue }
             var channel: String?

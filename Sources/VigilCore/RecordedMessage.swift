@@ -149,6 +149,39 @@ public enum Record: Sendable {
 }
 
 extension Record {
+    /// The bytes of a line's topic, found without parsing the line: the
+    /// string after the first `"topic":"` (as recorders write it), when it
+    /// has no escapes. A hint for looking ahead (`ReadingDecoder.prefetch`),
+    /// never a parse: an unusual line just gets no hint. `guess`: where the
+    /// member began in the line before, looked at first (a recorder's lines
+    /// have it at the same place); updated.
+    public static func likelyTopic(in line: UnsafeBufferPointer<UInt8>, guess: inout Int) -> UnsafeRawBufferPointer? {
+        // `"topic":` as one little-endian word, then the value's opening quote.
+        let marker: UInt64 = 0x3A22_6369_706F_7422
+        let bytes = UnsafeRawBufferPointer(line)
+        func isMarker(_ i: Int) -> Bool {
+            i >= 0 && i + 9 <= bytes.count && bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) == marker && bytes[i + 8] == 0x22
+        }
+        var at = guess
+        if !isMarker(at) {
+            at = 0
+            while at + 9 <= bytes.count && !isMarker(at) { at += 1 }
+            if at + 9 > bytes.count { return nil }
+            guess = at
+        }
+        let start = at + 9
+        var end = start
+        while end < bytes.count {
+            let c = bytes[end]
+            if c == 0x22 { return UnsafeRawBufferPointer(rebasing: bytes[start..<end]) }
+            if c == 0x5C { return nil }
+            end += 1
+        }
+        return nil
+    }
+}
+
+extension Record {
     /// The members of a record line, by name; `other` for those replay does not read.
     enum Field: String, CaseIterable {
         case ts, topic, payload, payloadText = "payload_text", payloadBase64 = "payload_base64", broker, ack, by, note

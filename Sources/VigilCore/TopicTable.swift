@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// Topics with what is known about each (the decoder: their routes), found by
 /// a quick hash of their bytes. Open addressing with linear probing over a
 /// table of small slots that point into a dense array of entries: two topics
@@ -42,6 +44,25 @@ struct TopicTable<Value> {
             }
             i = (i + 1) & mask
         }
+    }
+
+    /// Starts loading the slot a lookup of `hash` reads first (the first
+    /// step of `find`, ahead of time: see `ReadingDecoder.prefetch`).
+    @inline(__always)
+    func prefetchSlot(_ hash: UInt64) {
+        slots.withUnsafeBufferPointer { vigil_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash >> 32) & mask)) }
+    }
+
+    /// The entry `find` will most likely return for `hash`: the one its first
+    /// slot names when the tags agree (topics not compared), else nil. Then
+    /// starts loading that entry.
+    @inline(__always)
+    func prefetchEntry(_ hash: UInt64) -> Int? {
+        let s = slots[Int(truncatingIfNeeded: hash >> 32) & mask]
+        guard s != 0, s >> 32 == hash >> 32 else { return nil }
+        let e = Int(truncatingIfNeeded: s & 0xFFFF_FFFF) - 1
+        entries.withUnsafeBufferPointer { vigil_prefetch($0.baseAddress! + e) }
+        return e
     }
 
     /// Adds an entry for a topic `find` did not find, at the slot it gave;

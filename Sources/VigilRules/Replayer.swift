@@ -46,6 +46,34 @@ public struct Replayer {
         self.evaluator = setup.evaluator()
     }
 
+    /// Records read and looked ahead at together.
+    static let batch = 32
+    /// Where the last record's topic member began (`Record.likelyTopic`).
+    var topicOffset = 0
+    /// Whether replay looks ahead at a batch of records (`prefetch`); false
+    /// takes them one at a time. The output is the same either way.
+    public var lookAhead = true
+
+    /// Starts loading, for a batch of records, what evaluating them will
+    /// read: their topics' table entries and routes, their channels' flags
+    /// and absence nodes. A record at a time, each of those loads waits for
+    /// the one before it; a batch's go out together.
+    mutating func prefetch(
+        _ lines: UnsafeBufferPointer<UnsafeBufferPointer<UInt8>>, _ topics: inout [UnsafeRawBufferPointer], _ channels: inout [Int]
+    ) {
+        guard lookAhead, lines.count > 1, evaluator.decoder.worthPrefetching else { return }
+        for (i, line) in lines.enumerated() {
+            topics[i] = Record.likelyTopic(in: line, guess: &topicOffset) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        let n = lines.count
+        topics.withUnsafeBufferPointer { t in
+            channels.withUnsafeMutableBufferPointer { c in
+                evaluator.decoder.prefetch(topics: UnsafeBufferPointer(rebasing: t[..<n]), channels: UnsafeMutableBufferPointer(rebasing: c[..<n]))
+            }
+        }
+        channels.withUnsafeBufferPointer { evaluator.engine.prefetch(channels: UnsafeBufferPointer(rebasing: $0[..<n])) }
+    }
+
     /// Reads records from `inputFD`, writes events as JSON lines through `emit`.
     public mutating func run(inputFD: Int32, until: Until?, emit: (IncidentEvent) -> Void) throws(Failure) -> Stats {
         var stats = Stats()
@@ -55,41 +83,48 @@ public struct Replayer {
         var failure: Failure?
         let maxDepth = setup.config.limits.maxDepth
         var shortStrings = ShortStrings()
+        // A batch's topics and channels, for looking ahead (see `prefetch`).
+        var topics = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: Replayer.batch)
+        var channels = [Int](repeating: -1, count: Replayer.batch)
         _ = withUnsafeMutablePointer(to: &shortStrings) { strings in
-            LineReader(fd: inputFD).forEachLine { line, number in
+            LineReader(fd: inputFD).forEachBatch(maxLines: Replayer.batch) { lines, first in
                 guard failure == nil else { return }
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
-                let record: Record
-                // The decoder interns the topic and has its route ready for the decoding.
-                switch Record.parse(line: line, maxDepth: maxDepth, topics: &evaluator.decoder, strings: strings) {
-                case .success(let r): record = r
-                case .failure(let e): failure = .badRecord(line: number, message: e.description); return
-                }
-                if let last, record.ts < last { failure = .outOfOrder(line: number, ts: record.ts, previous: last); return }
-                last = record.ts
-                stats.records += 1
-                switch record {
-                case .message(let m):
-                    if evaluator.isBlind {
-                        failure = .badRecord(
-                            line: number,
-                            message: "a message between a broker \"lost\" mark and the next \"connected\" — vigil hears nothing while it is not connected")
-                        return
+                prefetch(lines, &topics, &channels)
+                records: for (i, line) in lines.enumerated() {
+                    let number = first + i
+                    if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                    let record: Record
+                    // The decoder interns the topic and has its route ready for the decoding.
+                    switch Record.parse(line: line, maxDepth: maxDepth, topics: &evaluator.decoder, strings: strings) {
+                    case .success(let r): record = r
+                    case .failure(let e): failure = .badRecord(line: number, message: e.description); break records
                     }
-                    switch evaluator.message(m, into: &events) {
-                    case .reading: stats.readings += 1
-                    case .dead(let dead): stats.deadLetters[dead.reason, default: 0] += 1
+                    if let last, record.ts < last { failure = .outOfOrder(line: number, ts: record.ts, previous: last); break records }
+                    last = record.ts
+                    stats.records += 1
+                    switch record {
+                    case .message(let m):
+                        if evaluator.isBlind {
+                            failure = .badRecord(
+                                line: number,
+                                message: "a message between a broker \"lost\" mark and the next \"connected\" — vigil hears nothing while it is not connected")
+                            break records
+                        }
+                        switch evaluator.message(m, into: &events) {
+                        case .reading: stats.readings += 1
+                        case .dead(let dead): stats.deadLetters[dead.reason, default: 0] += 1
+                        }
+                    case .mark(let ts, let mark):
+                        evaluator.mark(mark, arrival: ts, into: &events)
+                    case .ack(let ts, let ack):
+                        // An acknowledgement of an unknown or resolved incident changes nothing.
+                        _ = evaluator.acknowledge(ack, arrival: ts, into: &events)
                     }
-                case .mark(let ts, let mark):
-                    evaluator.mark(mark, arrival: ts, into: &events)
-                case .ack(let ts, let ack):
-                    // An acknowledgement of an unknown or resolved incident changes nothing.
-                    _ = evaluator.acknowledge(ack, arrival: ts, into: &events)
-                }
-                if !events.isEmpty {
-                    stats.events += events.count
-                    for e in events { emit(e) }
-                    events.removeAll(keepingCapacity: true)
+                    if !events.isEmpty {
+                        stats.events += events.count
+                        for e in events { emit(e) }
+                        events.removeAll(keepingCapacity: true)
+                    }
                 }
             }
         }

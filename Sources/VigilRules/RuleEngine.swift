@@ -1,3 +1,4 @@
+import CPrefetch
 import Crypto
 import VigilCore
 
@@ -144,6 +145,30 @@ public struct RuleEngine: Sendable {
             case .threshold(let hold): processThreshold(r, hold: hold, reading, ctx, t, &keys, &out)
             case .count(let n, let within): processCount(r, n: n, within: within, reading, ctx, t, &keys, &out)
             case .absence: processAbsence(r, reading, ctx, t, &out)
+            }
+        }
+    }
+
+    /// Starts loading what readings of these registry channels (-1: none)
+    /// will touch: each one's row of known-stateless flags, then its node in
+    /// every absence rule's list. Replay calls it a batch of records ahead
+    /// (`ReadingDecoder.prefetch`); only a hint, nothing observable changes.
+    public func prefetch(channels: UnsafeBufferPointer<Int>) {
+        let n = rules.count
+        knownStatelessFlags.withUnsafeBufferPointer { flags in
+            for c in channels where c >= 0 && c &* n < flags.count { vigil_prefetch(flags.baseAddress! + c &* n) }
+        }
+        for r in absenceRules {
+            absence[r].slotOf.withUnsafeBufferPointer { slotOf in
+                for c in channels where c >= 0 && c < slotOf.count { vigil_prefetch(slotOf.baseAddress! + c) }
+            }
+        }
+        for r in absenceRules {
+            absence[r].nodes.withUnsafeBufferPointer { nodes in
+                for c in channels where c >= 0 && c < absence[r].slotOf.count {
+                    let s = absence[r].slotOf[c]
+                    if s >= 0 { vigil_prefetch(nodes.baseAddress! + s) }
+                }
             }
         }
     }

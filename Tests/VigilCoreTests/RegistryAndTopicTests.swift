@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import VigilCore
 
@@ -274,5 +275,86 @@ import Testing
             #expect(route.channel == "p-\((i * 7 + 3) % many.count)" && own.channel == "p-\(i)")
         }
         #expect(decoder.routes.entries.count == many.count && decoder.routes.capacity > capacity)
+    }
+}
+
+@Suite struct LookAheadTests {
+    @Test func aLinesTopicIsFoundWithoutParsingIt() {
+        func topic(_ line: String, _ guess: inout Int) -> String? {
+            var l = line
+            return l.withUTF8 { Record.likelyTopic(in: $0, guess: &guess).map { String(decoding: $0, as: UTF8.self) } }
+        }
+        var guess = 0
+        #expect(topic(#"{"ts":1795852800000,"topic":"estate/C1/fire_alarm/fa-1/event","payload":{}}"#, &guess) == "estate/C1/fire_alarm/fa-1/event")
+        #expect(guess == 20)
+        // The next line of the same shape is found where the last one was.
+        #expect(topic(#"{"ts":1795852800001,"topic":"a/b","payload":{}}"#, &guess) == "a/b" && guess == 20)
+        #expect(topic(#"{"payload":{"topic":"x"},"ts":1,"topic":"late"}"#, &guess) == "x")  // only a hint
+        #expect(topic(#"{"ts":1,"topic":"with\"escape","payload":{}}"#, &guess) == nil)
+        #expect(topic(#"{"ts":1,"broker":"lost"}"#, &guess) == nil)
+        #expect(topic(#"{"ts":1,"topic":"unterminated"#, &guess) == nil)
+        var far = 10_000
+        #expect(topic(#"{"topic":"t"}"#, &far) == "t" && far == 1)
+    }
+
+    @Test func theDecoderTellsTheChannelsOfTopicsItKnows() throws {
+        let subs = [Subscription(pattern: try TopicPattern("estate/{community}/fire_alarm/{channel}/event"), feed: .literal("fire_alarm"))]
+        let (reg, _) = ChannelRegistry.parse("channel,feed\nfa-1,fire_alarm\nfa-2,fire_alarm\n", path: "r", knownFeeds: nil)
+        var decoder = ReadingDecoder(subscriptions: subs, registry: reg, unknownChannels: .accept, limits: .init())
+        let topics = ["estate/C1/fire_alarm/fa-2/event", "estate/C1/fire_alarm/fa-9/event", "elsewhere/x", "estate/C1/fire_alarm/fa-1/event"]
+        for t in topics.dropLast() {
+            var s = t
+            _ = s.withUTF8 { decoder.string(UnsafeRawBufferPointer($0)) }
+        }
+        #expect(!decoder.worthPrefetching)
+        var channels = [Int](repeating: 7, count: topics.count)
+        let buffers = topics.map { t -> UnsafeRawBufferPointer in
+            let b = UnsafeMutableRawBufferPointer.allocate(byteCount: t.utf8.count, alignment: 1)
+            b.copyBytes(from: Array(t.utf8))
+            return UnsafeRawBufferPointer(b)
+        }
+        defer { for b in buffers { b.deallocate() } }
+        buffers.withUnsafeBufferPointer { t in channels.withUnsafeMutableBufferPointer { decoder.prefetch(topics: t, channels: $0) } }
+        // Known and registered: its index; known elsewhere or not registered, or not seen yet: -1.
+        #expect(channels == [1, -1, -1, -1])
+        guard case .success(let r) = decoder.cachedRoute(topic: topics[0]) else { Issue.record("not routed"); return }
+        #expect(r.channelIndex == 1)
+    }
+}
+
+@Suite struct LineReaderTests {
+    /// Lines in batches: every line once, in order, with its number, also
+    /// across the reader's 1 MiB blocks and without a final newline.
+    @Test func batchesHoldEveryLineInOrderWithItsNumber() throws {
+        var lines: [String] = []
+        var size = 0
+        var i = 0
+        while size < 2_600_000 {
+            let line = String(repeating: "x", count: (i * 7919) % 900) + "|\(i)"
+            lines.append(line)
+            size += line.utf8.count + 1
+            i += 1
+        }
+        lines.append("")  // an empty line is a line
+        lines.append("last, no newline")
+        let path = NSTemporaryDirectory() + "vigil-lines-\(UUID().uuidString)"
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for maxLines in [1, 7, 32] {
+            let fd = open(path, O_RDONLY)
+            defer { close(fd) }
+            var seen: [String] = []
+            var numbersRight = true
+            var sizesRight = true
+            LineReader(fd: fd).forEachBatch(maxLines: maxLines) { batch, first in
+                sizesRight = sizesRight && batch.count >= 1 && batch.count <= maxLines
+                for (k, line) in batch.enumerated() {
+                    numbersRight = numbersRight && first + k == seen.count + 1
+                    seen.append(String(decoding: line, as: UTF8.self))
+                }
+            }
+            #expect(seen == lines)
+            #expect(numbersRight && sizesRight)
+        }
     }
 }

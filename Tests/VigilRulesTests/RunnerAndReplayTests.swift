@@ -183,3 +183,48 @@ let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/Runner
         }
     }
 }
+
+@Suite struct ReplayLookAheadTests {
+    /// A registry large enough that replay looks ahead (its table of topics
+    /// past `ReadingDecoder.worthPrefetching`), with the shipped rules:
+    /// looking ahead changes nothing, byte for byte.
+    @Test func lookingAheadGivesTheSameEvents() throws {
+        let dir = TempDir()
+        let n = 20_000
+        var csv = "channel,feed,community,community_name,building,location,route\n"
+        for i in 0..<n { csv += "cp-\(i),charging_pile,C\(i % 50),社区\(i % 50),B\(i % 9),pile \(i),fire_safety\n" }
+        dir.write("channels.csv", csv)
+        var config = try String(contentsOfFile: repoRoot + "/config/vigil.yaml", encoding: .utf8)
+        config = config.replacingOccurrences(of: "rules: [\"rules.d/*.yaml\"]", with: "rules: [\"\(repoRoot)/config/rules.d/*.yaml\"]")
+        let configPath = dir.write("vigil.yaml", config)
+        let t0 = Time.parse("2026-11-28T08:00:00Z")!
+        var rng = FuzzTests.RNG(state: 7)
+        var text = ""
+        for i in 0..<(2 * n) {
+            // Every channel once (the table fills), then at random; some too hot, some offline.
+            let c = i < n ? i : Int.random(in: 0..<n, using: &rng)
+            let hot = c % 97 == 0 && i >= n
+            let payload = c % 501 == 0 ? #"{"status":"offline"}"# : #"{"temperature_c":\#(hot ? 80 : 40),"current_a":10}"#
+            let topic = c % 501 == 0 ? "estate/C\(c % 50)/charging_pile/cp-\(c)/status" : "estate/C\(c % 50)/charging_pile/cp-\(c)/telemetry"
+            text += #"{"ts":\#(t0 + Millis(i) * 20),"topic":"\#(topic)","payload":\#(payload)}"# + "\n"
+        }
+        let input = dir.write("in.jsonl", text)
+        func replay(lookAhead: Bool) throws -> (String, Replayer.Stats, Bool) {
+            let (setup, diags) = Setup.load(configPath: configPath)
+            guard let setup else { throw Diagnostics(diags) }
+            var r = Replayer(setup: setup)
+            r.lookAhead = lookAhead
+            let fd = open(input, O_RDONLY)
+            defer { close(fd) }
+            var out = ""
+            let stats = try r.run(inputFD: fd, until: .after(3_600_000)) { out += $0.jsonLine() + "\n" }
+            return (out, stats, r.evaluator.decoder.worthPrefetching)
+        }
+        let (ahead, stats, looked) = try replay(lookAhead: true)
+        let (one, _, _) = try replay(lookAhead: false)
+        #expect(looked)
+        #expect(stats.readings == 2 * n && stats.events > 100)
+        #expect(ahead.contains("\"rule\":\"charging_pile_overheat\"") && ahead.contains("\"rule\":\"device_offline\""))
+        #expect(ahead == one)
+    }
+}
