@@ -132,8 +132,9 @@ public struct ReadingDecoder: TopicStrings, Sendable {
                 routes.entries.withUnsafeBufferPointer { entries in
                     // The fields alone: a copy of the topic or the route would retain it.
                     if let bytes = UnsafeRawPointer(bitPattern: entries[e].value.bytes) {
-                        vigil_prefetch(bytes)
                         vigil_prefetch(bytes - 32)  // the string object's header, which `string(_:)`'s retain writes
+                        vigil_prefetch(bytes)
+                        vigil_prefetch(bytes + topics[i].count - 1)  // a topic may end on the next cache line
                     }
                     if let object = UnsafeRawPointer(bitPattern: entries[e].value.object) { vigil_prefetch(object) }
                     channels[i] = entries[e].value.channel

@@ -55,25 +55,31 @@ public struct TopicPattern: Sendable, Equatable {
         levels.compactMap { if case .capture(let n) = $0 { return n } else { return nil } }
     }
 
-    /// Matches topic levels; returns the captures, or nil.
+    /// Matches topic levels; returns the captures, or nil. The levels are
+    /// checked before anything is made: most subscriptions a new topic is
+    /// tried against are not its own.
     public func match(_ topic: [Substring]) -> [(name: String, value: String)]? {
-        var captures: [(name: String, value: String)] = []
         var i = 0
+        var rest = false
         for level in levels {
+            if case .multi = level {
+                rest = true
+                break
+            }
+            guard i < topic.count else { return nil }
             switch level {
-            case .multi:
-                return captures
-            case .single:
-                guard i < topic.count else { return nil }
-            case .literal(let s):
-                guard i < topic.count, topic[i].utf8.elementsEqual(s.utf8) else { return nil }
-            case .capture(let name):
-                guard i < topic.count, !topic[i].isEmpty else { return nil }
-                captures.append((name, String(topic[i])))
+            case .literal(let s): guard topic[i].utf8.elementsEqual(s.utf8) else { return nil }
+            case .capture: guard !topic[i].isEmpty else { return nil }
+            case .single, .multi: break
             }
             i += 1
         }
-        return i == topic.count ? captures : nil
+        guard rest || i == topic.count else { return nil }
+        var captures: [(name: String, value: String)] = []
+        for (i, level) in levels.enumerated() {
+            if case .capture(let name) = level { captures.append((name, String(topic[i]))) }
+        }
+        return captures
     }
 }
 
