@@ -114,8 +114,10 @@ public struct RuleEngine: Sendable {
         now = t
         for r in absenceRules {
             let rule = rules[r]
-            var tracker = AbsenceTracker(registrySize: registry.count)
-            for (i, ch) in registry.channels.enumerated() where rule.applies(toFeed: ch.feed) {
+            let watched = registry.channels.indices.filter { rule.applies(toFeed: registry.channels[$0].feed) }
+            var tracker = AbsenceTracker(registrySize: registry.count, watching: watched.count)
+            for i in watched {
+                let ch = registry.channels[i]
                 // A `[channel]` key is the engine's own, built once for every rule.
                 let (key, text) = channelKeyed[r] ? registryChannelKeys[i] : keyOf(rule, EvalContext(channel: ch))
                 tracker.add(registryIndex: i, key: key, keyText: text)

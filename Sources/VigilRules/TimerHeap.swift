@@ -54,7 +54,13 @@ struct AbsenceTracker: Sendable {
     var head = -1
     var tail = -1
 
-    init(registrySize: Int = 0) { slotOf = Array(repeating: -1, count: registrySize) }
+    /// `watching`: how many channels will be added (the tables are sized for them once).
+    init(registrySize: Int = 0, watching: Int = 0) {
+        slotOf = Array(repeating: -1, count: registrySize)
+        channel.reserveCapacity(watching); key.reserveCapacity(watching); keyText.reserveCapacity(watching)
+        nodes.reserveCapacity(watching)
+        slotsByKey.reserveCapacity(watching)
+    }
 
     mutating func add(registryIndex: Int, key k: JSONObject, keyText kt: String) {
         precondition(channel.count < Int(Int32.max), "too many channels for one absence rule")
