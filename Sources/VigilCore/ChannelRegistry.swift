@@ -105,10 +105,6 @@ public enum CSV {
         var bytes = Array(text.utf8)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
         var i = 0
-        func endField() {
-            fields.append(Field(value: String(decoding: field, as: UTF8.self), column: fieldColumn))
-            field.removeAll(keepingCapacity: true)
-        }
         while i < bytes.count {
             let c = bytes[i]
             if inQuotes {
@@ -125,22 +121,38 @@ public enum CSV {
             switch c {
             case 0x22 where field.isEmpty: inQuotes = true
             case 0x2C:
-                endField(); fieldColumn = column + 1
+                fields.append(Field(value: String(decoding: field, as: UTF8.self), column: fieldColumn))
+                field.removeAll(keepingCapacity: true)
+                fieldColumn = column + 1
             case 0x0D: break
             case 0x0A:
-                endField()
+                fields.append(Field(value: String(decoding: field, as: UTF8.self), column: fieldColumn))
+                field.removeAll(keepingCapacity: true)
                 rows.append(Row(fields: fields, line: rowLine))
-                fields.removeAll()
+                let width = fields.count
+                fields = []
+                fields.reserveCapacity(width)  // the next row most likely has as many
                 line += 1; rowLine = line; column = 0; fieldColumn = 1
             default:
-                // Columns count characters, not bytes: skip UTF-8 continuation bytes.
-                if c & 0xC0 == 0x80 { column -= 1 }
-                field.append(c)
+                // A run of plain bytes at once (a registry is mostly that), up to
+                // the next byte with a meaning. Columns count characters, not
+                // bytes: UTF-8 continuation bytes do not move them.
+                var j = i + 1
+                var characters = c & 0xC0 == 0x80 ? 0 : 1
+                while j < bytes.count {
+                    let d = bytes[j]
+                    if d == 0x2C || d == 0x0A || d == 0x0D || d == 0x22 { break }
+                    if d & 0xC0 != 0x80 { characters += 1 }
+                    j += 1
+                }
+                field.append(contentsOf: bytes[i..<j])
+                column += characters - 1
+                i = j - 1
             }
             i += 1; column += 1
         }
         if !field.isEmpty || !fields.isEmpty {
-            endField()
+            fields.append(Field(value: String(decoding: field, as: UTF8.self), column: fieldColumn))
             rows.append(Row(fields: fields, line: rowLine))
         }
         return rows

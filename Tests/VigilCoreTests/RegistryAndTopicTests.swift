@@ -61,6 +61,29 @@ import Testing
     }
 }
 
+@Suite struct CSVTests {
+    func rows(_ text: String) -> [[String]] {
+        CSV.parse(text).map { row in [String(row.line)] + row.fields.map { "\($0.value)@\($0.column)" } }
+    }
+
+    /// Values, lines and columns (characters, not bytes) through quotes,
+    /// doubled quotes, quoted newlines, CRs, Chinese and a last line without a newline.
+    @Test func fieldsKeepTheirLinesAndColumns() {
+        #expect(
+            rows("a,\"b,\"\"c\"\"\",云泉公馆,x\r\nd\"e,f\n") == [
+                ["1", "a@1", "b,\"c\"@3", "云泉公馆@13", "x@18"], ["2", "d\"e@1", "f@5"],
+            ])
+        #expect(
+            rows("x,\"多\n行\",y\nz,,\"q\"r\r\n,last") == [
+                ["1", "x@1", "多\n行@3", "y@6"], ["3", "z@1", "@3", "qr@4"], ["4", "@1", "last@2"],
+            ])
+        #expect(
+            rows("cp-1,charging_pile,C1,社区1,B1,pile 1,fire_safety\n") == [
+                ["1", "cp-1@1", "charging_pile@6", "C1@20", "社区1@23", "B1@27", "pile 1@30", "fire_safety@37"]
+            ])
+    }
+}
+
 @Suite struct TopicPatternTests {
     @Test func matchesCapturesAndWildcards() throws {
         let p = try TopicPattern("estate/{community}/+/{channel}/#")
