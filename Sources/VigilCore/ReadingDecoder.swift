@@ -145,9 +145,14 @@ public struct ReadingDecoder: TopicStrings, Sendable {
 
     /// Where a topic goes: feed, channel and captures, or why it goes nowhere.
     public func route(topic: String) -> Route {
-        // Split on the bytes: `/` is ASCII, so every piece is whole characters,
-        // and a split by `Character` walks grapheme clusters (most of a new topic's cost).
-        let levels = topic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { Substring($0) }
+        // An ASCII topic (nearly every one) is split on its bytes: there every
+        // byte is a character. A split by `Character` walks grapheme clusters,
+        // most of a new topic's cost; it stays for the rest, where a `/` and a
+        // combining mark after it are one character.
+        let levels =
+            topic.utf8.allSatisfy { $0 < 0x80 }
+            ? topic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { Substring($0) }
+            : topic.split(separator: "/", omittingEmptySubsequences: false)
         for sub in subscriptions {
             guard let captures = sub.pattern.match(levels) else { continue }
             var channel: String?

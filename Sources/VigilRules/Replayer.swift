@@ -50,8 +50,9 @@ public struct Replayer {
     static let batch = 32
     /// Where the last record's topic member began (`Record.likelyTopic`).
     var topicOffset = 0
-    /// Whether replay looks ahead at a batch of records (`prefetch`); false
-    /// takes them one at a time. The output is the same either way.
+    /// Whether replay reads its records in batches and looks ahead at each
+    /// (`prefetch`); false reads and takes them one at a time. The output is
+    /// the same either way.
     public var lookAhead = true
 
     /// Starts loading, for a batch of records, what evaluating them will
@@ -87,7 +88,7 @@ public struct Replayer {
         var topics = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: Replayer.batch)
         var channels = [Int](repeating: -1, count: Replayer.batch)
         _ = withUnsafeMutablePointer(to: &shortStrings) { strings in
-            LineReader(fd: inputFD).forEachBatch(maxLines: Replayer.batch) { lines, first in
+            LineReader(fd: inputFD).forEachBatch(maxLines: lookAhead ? Replayer.batch : 1) { lines, first in
                 guard failure == nil else { return }
                 prefetch(lines, &topics, &channels)
                 records: for (i, line) in lines.enumerated() {

@@ -115,7 +115,8 @@ public struct RuleEngine: Sendable {
         for r in absenceRules {
             let rule = rules[r]
             let watched = registry.channels.indices.filter { rule.applies(toFeed: registry.channels[$0].feed) }
-            var tracker = AbsenceTracker(registrySize: registry.count, watching: watched.count)
+            // A `[channel]` key is one a channel; a shared key's count is not known before.
+            var tracker = AbsenceTracker(registrySize: registry.count, watching: watched.count, keys: channelKeyed[r] ? watched.count : 0)
             for i in watched {
                 let ch = registry.channels[i]
                 // A `[channel]` key is the engine's own, built once for every rule.

@@ -54,12 +54,13 @@ struct AbsenceTracker: Sendable {
     var head = -1
     var tail = -1
 
-    /// `watching`: how many channels will be added (the tables are sized for them once).
-    init(registrySize: Int = 0, watching: Int = 0) {
+    /// `watching`: how many channels will be added, `keys`: how many
+    /// distinct keys they have when known (the tables are sized once).
+    init(registrySize: Int = 0, watching: Int = 0, keys: Int = 0) {
         slotOf = Array(repeating: -1, count: registrySize)
         channel.reserveCapacity(watching); key.reserveCapacity(watching); keyText.reserveCapacity(watching)
         nodes.reserveCapacity(watching)
-        slotsByKey.reserveCapacity(watching)
+        slotsByKey.reserveCapacity(keys)
     }
 
     mutating func add(registryIndex: Int, key k: JSONObject, keyText kt: String) {

@@ -147,6 +147,9 @@ import Testing
         #expect(reason("estate/C1/fire_alarm/fa-9/event", Array("{}".utf8), reject: true) == .unknownChannel)
         #expect(reason("estate/C1/fire_alarm/fa-9/event", Array("{}".utf8), reject: false) == nil)
         #expect(reason("estate/C1/lift/fa-1/status", Array("{}".utf8)) == .unknownFeed)
+        // A `/` with a combining mark after it is one character, not a level
+        // separator: this topic has four levels (an ASCII topic is split on its bytes).
+        #expect(reason("estate/C1/fire_alarm/\u{301}fa-1/event", Array("{}".utf8)) == .noSubscription)
     }
 
     @Test func recordsParseAllThreePayloadForms() throws {
@@ -358,6 +361,7 @@ import Testing
             size += line.utf8.count + 1
             i += 1
         }
+        lines.insert(String(repeating: "y", count: 1_500_000), at: 3)  // longer than a block: carried over
         lines.append("")  // an empty line is a line
         lines.append("last, no newline")
         let path = NSTemporaryDirectory() + "vigil-lines-\(UUID().uuidString)"

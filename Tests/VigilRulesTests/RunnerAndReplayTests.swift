@@ -126,6 +126,26 @@ let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilRulesTests/Runner
         }
     }
 
+    /// A bad record in the middle of a batch stops the replay there: the
+    /// alarms after it, in the same batch, give no event.
+    @Test func aBadRecordStopsTheReplayAtItsLine() throws {
+        let alarm = #"{"ts":1795852800000,"topic":"estate/C001/fire_alarm/fa-0001/event","payload":{"event":"alarm"}}"#
+        let text = [alarm.replacingOccurrences(of: "alarm\"}", with: "heartbeat\"}"), "{\"ts\":1795852800001,", alarm, alarm, alarm].joined(separator: "\n")
+        let (setup, diags) = Setup.load(configPath: repoRoot + "/config/vigil.yaml")
+        guard let setup else { throw Diagnostics(diags) }
+        for lookAhead in [true, false] {
+            let dir = TempDir()
+            let input = dir.write("in.jsonl", text)
+            var r = Replayer(setup: setup)
+            r.lookAhead = lookAhead
+            let fd = open(input, O_RDONLY)
+            defer { close(fd) }
+            var events = 0
+            #expect { _ = try r.run(inputFD: fd, until: nil) { _ in events += 1 } } throws: { error in "\(error)".hasPrefix("2: error:") }
+            #expect(events == 0)
+        }
+    }
+
     @Test func marksAndAcknowledgementsReplay() throws {
         let alarm = #""topic":"estate/C001/fire_alarm/fa-0001/event""#
         let text = """
