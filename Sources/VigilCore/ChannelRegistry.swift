@@ -121,13 +121,11 @@ public enum CSV {
             switch c {
             case 0x22 where field.isEmpty: inQuotes = true
             case 0x2C:
-                fields.append(Field(value: String(decoding: field, as: UTF8.self), column: fieldColumn))
-                field.removeAll(keepingCapacity: true)
+                end(&field, into: &fields, column: fieldColumn)
                 fieldColumn = column + 1
             case 0x0D: break
             case 0x0A:
-                fields.append(Field(value: String(decoding: field, as: UTF8.self), column: fieldColumn))
-                field.removeAll(keepingCapacity: true)
+                end(&field, into: &fields, column: fieldColumn)
                 rows.append(Row(fields: fields, line: rowLine))
                 let width = fields.count
                 fields = []
@@ -152,10 +150,19 @@ public enum CSV {
             i += 1; column += 1
         }
         if !field.isEmpty || !fields.isEmpty {
-            fields.append(Field(value: String(decoding: field, as: UTF8.self), column: fieldColumn))
+            end(&field, into: &fields, column: fieldColumn)
             rows.append(Row(fields: fields, line: rowLine))
         }
         return rows
+    }
+
+    /// The field whose bytes are in `field` ends: it joins the row, and the buffer is ready for the next.
+    /// (A function of its own, not a closure over `parse`'s variables: those would be checked for
+    /// overlapping access at every field.)
+    @inline(__always)
+    private static func end(_ field: inout [UInt8], into fields: inout [Field], column: Int) {
+        fields.append(Field(value: String(decoding: field, as: UTF8.self), column: column))
+        field.removeAll(keepingCapacity: true)
     }
 }
 

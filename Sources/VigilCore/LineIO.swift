@@ -51,10 +51,7 @@ public struct LineReader {
                         } else {
                             // A line begun in the block before (the batch is empty): on its own, from its own buffer.
                             carry.append(contentsOf: buf[start..<i])
-                            try carry.withUnsafeBufferPointer { line in
-                                batch[0] = line
-                                try body(UnsafeBufferPointer(rebasing: batch[..<1]), lineNumber)
-                            }
+                            try carry.withUnsafeBufferPointer { try Self.alone($0, lineNumber, batch, body) }
                             carry.removeAll(keepingCapacity: true)
                         }
                         start = i + 1
@@ -68,13 +65,19 @@ public struct LineReader {
             }
             if !carry.isEmpty {
                 lineNumber += 1
-                try carry.withUnsafeBufferPointer { line in
-                    batch[0] = line
-                    try body(UnsafeBufferPointer(rebasing: batch[..<1]), lineNumber)
-                }
+                try carry.withUnsafeBufferPointer { try Self.alone($0, lineNumber, batch, body) }
             }
             return true
         }
+    }
+
+    /// A line handed as a batch of its own (in `batch`'s first place).
+    private static func alone(
+        _ line: UnsafeBufferPointer<UInt8>, _ number: Int, _ batch: UnsafeMutableBufferPointer<UnsafeBufferPointer<UInt8>>,
+        _ body: (UnsafeBufferPointer<UnsafeBufferPointer<UInt8>>, Int) throws -> Void
+    ) rethrows {
+        batch[0] = line
+        try body(UnsafeBufferPointer(rebasing: batch[..<1]), number)
     }
 }
 

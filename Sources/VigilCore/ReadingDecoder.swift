@@ -126,10 +126,11 @@ public struct ReadingDecoder: TopicStrings, Sendable {
                 hashes[i] = FastHash.hash(topics[i])
                 routes.prefetchSlot(hashes[i])
             }
+            // `channels` holds the entries' indices until their channels replace them.
             for i in topics.indices { channels[i] = routes.prefetchEntry(hashes[i]) ?? -1 }
-            for i in topics.indices where channels[i] >= 0 {
-                let e = channels[i]
-                routes.entries.withUnsafeBufferPointer { entries in
+            routes.entries.withUnsafeBufferPointer { entries in
+                for i in topics.indices where channels[i] >= 0 {
+                    let e = channels[i]
                     // The fields alone: a copy of the topic or the route would retain it.
                     if let bytes = UnsafeRawPointer(bitPattern: entries[e].value.bytes) {
                         vigil_prefetch(bytes - 32)  // the string object's header, which `string(_:)`'s retain writes

@@ -33,13 +33,12 @@ struct TopicTable<Value> {
     /// `hash`, `FastHash.hash`), or the slot a new entry for it would take.
     @inline(__always)
     func find(_ bytes: UnsafeRawBufferPointer, hash: UInt64) -> (entry: Int?, slot: Int) {
-        let tag = hash >> 32
-        var i = Int(truncatingIfNeeded: tag) & mask
+        var i = home(hash)
         while true {
             let s = slots[i]
             if s == 0 { return (nil, i) }
-            if s >> 32 == tag {
-                let e = Int(truncatingIfNeeded: s & 0xFFFF_FFFF) - 1
+            if s >> 32 == hash >> 32 {
+                let e = Self.entry(s)
                 if entries[e].topic.hasUTF8(bytes) { return (e, i) }
             }
             i = (i + 1) & mask
@@ -50,7 +49,7 @@ struct TopicTable<Value> {
     /// step of `find`, ahead of time: see `ReadingDecoder.prefetch`).
     @inline(__always)
     func prefetchSlot(_ hash: UInt64) {
-        slots.withUnsafeBufferPointer { vigil_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash >> 32) & mask)) }
+        slots.withUnsafeBufferPointer { vigil_prefetch($0.baseAddress! + home(hash)) }
     }
 
     /// The entry `find` will most likely return for `hash`: the one its first
@@ -58,9 +57,9 @@ struct TopicTable<Value> {
     /// starts loading that entry.
     @inline(__always)
     func prefetchEntry(_ hash: UInt64) -> Int? {
-        let s = slots[Int(truncatingIfNeeded: hash >> 32) & mask]
+        let s = slots[home(hash)]
         guard s != 0, s >> 32 == hash >> 32 else { return nil }
-        let e = Int(truncatingIfNeeded: s & 0xFFFF_FFFF) - 1
+        let e = Self.entry(s)
         entries.withUnsafeBufferPointer { vigil_prefetch($0.baseAddress! + e) }
         return e
     }
@@ -86,9 +85,17 @@ struct TopicTable<Value> {
     /// A slot's word: the hash's high 32 bits, then the entry's index + 1 (0 is an empty slot).
     private static func slotWord(_ hash: UInt64, entry: Int) -> UInt64 { (hash >> 32) << 32 | UInt64(entry + 1) }
 
+    /// The entry index a (full) slot's word names.
+    @inline(__always)
+    private static func entry(_ word: UInt64) -> Int { Int(truncatingIfNeeded: word & 0xFFFF_FFFF) - 1 }
+
+    /// Where the probe path of `hash` starts.
+    @inline(__always)
+    private func home(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> 32) & mask }
+
     /// The first empty slot on the probe path of `hash`.
     private func emptySlot(_ hash: UInt64) -> Int {
-        var i = Int(truncatingIfNeeded: hash >> 32) & mask
+        var i = home(hash)
         while slots[i] != 0 { i = (i + 1) & mask }
         return i
     }

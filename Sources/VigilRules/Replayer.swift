@@ -59,20 +59,18 @@ public struct Replayer {
     /// read: their topics' table entries and routes, their channels' flags
     /// and absence nodes. A record at a time, each of those loads waits for
     /// the one before it; a batch's go out together.
-    mutating func prefetch(
-        _ lines: UnsafeBufferPointer<UnsafeBufferPointer<UInt8>>, _ topics: inout [UnsafeRawBufferPointer], _ channels: inout [Int]
-    ) {
-        guard lookAhead, lines.count > 1, evaluator.decoder.worthPrefetching else { return }
-        for (i, line) in lines.enumerated() {
-            topics[i] = Record.likelyTopic(in: line, guess: &topicOffset) ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        }
-        let n = lines.count
-        topics.withUnsafeBufferPointer { t in
-            channels.withUnsafeMutableBufferPointer { c in
-                evaluator.decoder.prefetch(topics: UnsafeBufferPointer(rebasing: t[..<n]), channels: UnsafeMutableBufferPointer(rebasing: c[..<n]))
+    /// (Without `lookAhead` a batch is one record: nothing to look ahead at.)
+    mutating func prefetch(_ lines: UnsafeBufferPointer<UnsafeBufferPointer<UInt8>>) {
+        guard lines.count > 1, evaluator.decoder.worthPrefetching else { return }
+        withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: lines.count) { topics in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: lines.count) { channels in
+                for (i, line) in lines.enumerated() {
+                    topics[i] = Record.likelyTopic(in: line, guess: &topicOffset) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                }
+                evaluator.decoder.prefetch(topics: UnsafeBufferPointer(topics), channels: channels)
+                evaluator.engine.prefetch(channels: UnsafeBufferPointer(channels))
             }
         }
-        channels.withUnsafeBufferPointer { evaluator.engine.prefetch(channels: UnsafeBufferPointer(rebasing: $0[..<n])) }
     }
 
     /// Reads records from `inputFD`, writes events as JSON lines through `emit`.
@@ -84,13 +82,10 @@ public struct Replayer {
         var failure: Failure?
         let maxDepth = setup.config.limits.maxDepth
         var shortStrings = ShortStrings()
-        // A batch's topics and channels, for looking ahead (see `prefetch`).
-        var topics = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: Replayer.batch)
-        var channels = [Int](repeating: -1, count: Replayer.batch)
         _ = withUnsafeMutablePointer(to: &shortStrings) { strings in
             LineReader(fd: inputFD).forEachBatch(maxLines: lookAhead ? Replayer.batch : 1) { lines, first in
                 guard failure == nil else { return }
-                prefetch(lines, &topics, &channels)
+                prefetch(lines)
                 records: for (i, line) in lines.enumerated() {
                     let number = first + i
                     if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }

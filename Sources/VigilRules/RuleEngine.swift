@@ -164,13 +164,8 @@ public struct RuleEngine: Sendable {
         for r in absenceRules {
             absence[r].slotOf.withUnsafeBufferPointer { slotOf in
                 for c in channels where c >= 0 && c < slotOf.count { vigil_prefetch(slotOf.baseAddress! + c) }
-            }
-        }
-        for r in absenceRules {
-            absence[r].nodes.withUnsafeBufferPointer { nodes in
-                for c in channels where c >= 0 && c < absence[r].slotOf.count {
-                    let s = absence[r].slotOf[c]
-                    if s >= 0 { vigil_prefetch(nodes.baseAddress! + s) }
+                absence[r].nodes.withUnsafeBufferPointer { nodes in
+                    for c in channels where c >= 0 && c < slotOf.count && slotOf[c] >= 0 { vigil_prefetch(nodes.baseAddress! + slotOf[c]) }
                 }
             }
         }
