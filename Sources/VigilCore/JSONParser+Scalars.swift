@@ -34,7 +34,7 @@ extension JSONParser {
             if c == UInt8(ascii: "\"") {
                 let n = pos - start
                 pos += 1
-                if let strings, n <= ShortStrings.longest { return strings.pointee.string(base + start, count: n) }
+                if let strings, n <= ShortStrings.longest { return strings.pointee.string(base + start, count: n, room: end - start) }
                 return String(decoding: UnsafeBufferPointer(start: base + start, count: n), as: UTF8.self)
             }
             if c == UInt8(ascii: "\\") { break }

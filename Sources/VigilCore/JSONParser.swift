@@ -109,12 +109,27 @@ public struct JSONParser: ~Copyable {
 
     mutating func parseObject(depth: Int) throws(JSONError) -> JSONObject {
         if depth > maxDepth { throw .tooDeep(limit: maxDepth) }
-        if depth > deepest { deepest = depth }
-        pos += 1
-        skipWhitespace()
-        if pos < end && base[pos] == UInt8(ascii: "}") { pos += 1; return JSONObject() }
+        if pos + 1 < end && base[pos + 1] == UInt8(ascii: "}") {
+            if depth > deepest { deepest = depth }
+            pos += 2
+            return JSONObject()
+        }
         // A device's reading has a handful of fields.
         var obj = JSONObject(reservingCapacity: 8)
+        try parseObject(depth: depth, into: &obj)
+        return obj
+    }
+
+    /// Parses an object into `obj`, emptied first. A caller that parses one
+    /// payload after another into the same value reuses its storage when
+    /// nothing else holds it any more: no allocation a payload.
+    mutating func parseObject(depth: Int, into obj: inout JSONObject) throws(JSONError) {
+        if depth > maxDepth { throw .tooDeep(limit: maxDepth) }
+        if depth > deepest { deepest = depth }
+        obj.removeAll(keepingCapacity: true)
+        pos += 1
+        skipWhitespace()
+        if pos < end && base[pos] == UInt8(ascii: "}") { pos += 1; return }
         while true {
             skipWhitespace()
             guard pos < end, base[pos] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
@@ -130,7 +145,7 @@ public struct JSONParser: ~Copyable {
             let c = base[pos]
             pos += 1
             if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "}") { return obj }
+            if c == UInt8(ascii: "}") { return }
             pos -= 1
             throw fail("expected ',' or '}'")
         }

@@ -99,6 +99,16 @@ public struct JSONObject: Sendable, Equatable {
         }
     }
 
+    /// Removes every member; `keepingCapacity` keeps the storage for the next ones.
+    public mutating func removeAll(keepingCapacity: Bool) {
+        guard keepingCapacity else { return members.removeAll() }
+        // One member at a time: `removeAll(keepingCapacity:)` reaches the
+        // members through a generic path, slower than a payload's few members
+        // one by one. (Storage another value shares is copied once, at the
+        // first removal.)
+        while !members.isEmpty { members.removeLast() }
+    }
+
     /// Appends without looking for an existing key; for builders that know keys are unique.
     public mutating func appendUnique(_ key: String, _ value: JSONValue) {
         members.append((key, value))
@@ -139,6 +149,12 @@ extension String {
         unsafeBitCast(self, to: (UInt64, UInt64).self) == unsafeBitCast(other, to: (UInt64, UInt64).self)
     }
 
+    /// Whether the string is stored inside its two words as ASCII (up to 15
+    /// bytes): the top nibble of the second word is then 0xE (immortal,
+    /// small, ASCII).
+    @inline(__always)
+    var isSmallASCII: Bool { unsafeBitCast(self, to: (UInt64, UInt64).self).1 >> 60 == 0xE }
+
     /// Whether the string's UTF-8 is exactly `bytes`.
     @inline(__always)
     public func hasUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -154,6 +170,10 @@ extension String {
         // One value bit for bit is the same text: two equal short strings
         // (member names, a field's "alarm") are always that, with no copy.
         if isBitwiseIdentical(to: other) { return true }
+        // Two short ASCII strings are their bytes, count and flags in the two
+        // words, zero-padded: unequal bits are unequal text. (A payload's
+        // member names against a rule's: no copy, no comparison of bytes.)
+        if isSmallASCII && other.isSmallASCII { return false }
         // The byte counts first (constant time for native strings): most
         // names compared, a payload's member names, differ in length.
         guard utf8.count == other.utf8.count else { return false }

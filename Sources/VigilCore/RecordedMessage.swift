@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A broker mark (SPEC §4, blind time): the connection was lost, or is back.
 public enum BrokerMark: String, Sendable, Equatable {
     case lost, connected
@@ -36,9 +42,12 @@ public enum Record: Sendable {
 
     /// Parses one line, its topic through `topics` (replay: a recording
     /// repeats a few thousand topics), the payload's short strings through
-    /// `strings` when given.
+    /// `strings` when given. A payload object is parsed into `scratch` when
+    /// given, and the record holds a copy of it: one record after another,
+    /// the payloads share one storage (once the record before is gone).
     public static func parse<Topics: TopicStrings>(
-        line: UnsafeBufferPointer<UInt8>, maxDepth: Int, topics: inout Topics, strings: UnsafeMutablePointer<ShortStrings>? = nil
+        line: UnsafeBufferPointer<UInt8>, maxDepth: Int, topics: inout Topics, strings: UnsafeMutablePointer<ShortStrings>? = nil,
+        scratch: UnsafeMutablePointer<JSONObject>? = nil
     ) -> Result<Record, UnitError> {
         if let bad = UTF8Validation.firstInvalidByte(line) {
             return .failure(UnitError("invalid UTF-8 at byte \(bad) (use payload_base64 for binary payloads)"))
@@ -72,6 +81,11 @@ public enum Record: Sendable {
                     if key == .topic, let bytes = p.plainString() {
                         // The line is valid UTF-8 (checked above), and so are these bytes.
                         topic = topics.string(bytes)
+                    } else if key == .payload, let scratch, !p.atEnd, p.current == UInt8(ascii: "{") {
+                        let start = p.pos
+                        p.deepest = 0
+                        try p.parseObject(depth: 1, into: &scratch.pointee)
+                        payload = .parsed(.object(scratch.pointee), size: p.pos - start, depth: p.deepest)
                     } else {
                         let start = p.pos
                         p.deepest = 0
@@ -189,13 +203,25 @@ extension Record {
 
         static let names: [(bytes: [UInt8], field: Field)] = allCases.filter { $0 != .other }.map { (Array($0.rawValue.utf8), $0) }
 
-        /// A member name as its bytes in the line.
+        /// A member name as its bytes in the line: the three of every
+        /// message record by their first byte and length, the rest by name.
         init(_ bytes: UnsafeRawBufferPointer) {
+            switch (bytes.count, bytes.first) {
+            case (2, UInt8(ascii: "t")?) where bytes[1] == UInt8(ascii: "s"): self = .ts; return
+            case (5, UInt8(ascii: "t")?) where Field.equal(bytes, "topic"): self = .topic; return
+            case (7, UInt8(ascii: "p")?) where Field.equal(bytes, "payload"): self = .payload; return
+            default: break
+            }
             for (name, field) in Field.names where name.count == bytes.count && name.withUnsafeBytes({ $0.elementsEqual(bytes) }) {
                 self = field
                 return
             }
             self = .other
+        }
+
+        @inline(__always)
+        static func equal(_ bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+            name.utf8CodeUnitCount == bytes.count && memcmp(name.utf8Start, bytes.baseAddress!, bytes.count) == 0
         }
 
         /// A member name that had escapes.

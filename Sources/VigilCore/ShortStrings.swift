@@ -22,18 +22,31 @@ public struct ShortStrings: Sendable {
 
     public init() { entries = Array(repeating: Entry(), count: 256) }
 
-    /// The string of `count` (at most `longest`) bytes of valid UTF-8 at `bytes`.
+    /// The string of `count` (at most `longest`) bytes of valid UTF-8 at
+    /// `bytes`, where `room` bytes (at least `count`) may be read.
     @inline(__always)
-    mutating func string(_ bytes: UnsafePointer<UInt8>, count: Int) -> String {
-        var low: UInt64 = 0
-        var high: UInt64 = 0
-        memcpy(&low, bytes, min(count, 8))
-        if count > 8 { memcpy(&high, bytes + 8, count - 8) }
+    mutating func string(_ bytes: UnsafePointer<UInt8>, count: Int, room: Int) -> String {
+        let low = ShortStrings.word(bytes, count: min(count, 8), room: room)
+        var high = count > 8 ? ShortStrings.word(bytes + 8, count: count - 8, room: room - 8) : 0
         high |= UInt64(truncatingIfNeeded: count) << 56
         let slot = Int(truncatingIfNeeded: ((low &* 0x9E37_79B9_7F4A_7C15) ^ (high &* 0xC2B2_AE3D_27D4_EB4F)) >> 56)
         if entries[slot].low == low && entries[slot].high == high { return entries[slot].string }
         let s = String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
         entries[slot] = Entry(low: low, high: high, string: s)
         return s
+    }
+
+    /// The first `count` (0...8) bytes at `bytes` as a little-endian word,
+    /// zero above them: one load where eight bytes may be read (`room`),
+    /// else a copy of the bytes alone.
+    @inline(__always)
+    static func word(_ bytes: UnsafePointer<UInt8>, count: Int, room: Int) -> UInt64 {
+        if room >= 8 {
+            let w = UInt64(littleEndian: UnsafeRawPointer(bytes).loadUnaligned(as: UInt64.self))
+            return count == 8 ? w : w & ((1 &<< UInt64(count &* 8)) &- 1)
+        }
+        var w: UInt64 = 0
+        memcpy(&w, bytes, count)
+        return UInt64(littleEndian: w)
     }
 }

@@ -82,7 +82,10 @@ public struct Replayer {
         var failure: Failure?
         let maxDepth = setup.config.limits.maxDepth
         var shortStrings = ShortStrings()
-        _ = withUnsafeMutablePointer(to: &shortStrings) { strings in
+        // Each payload object is parsed into this one: its storage is used again by the next.
+        var scratch = JSONObject()
+        _ = withUnsafeMutablePointer(to: &scratch) { scratch in
+          withUnsafeMutablePointer(to: &shortStrings) { strings in
             LineReader(fd: inputFD).forEachBatch(maxLines: lookAhead ? Replayer.batch : 1) { lines, first in
                 guard failure == nil else { return }
                 prefetch(lines)
@@ -91,7 +94,7 @@ public struct Replayer {
                     if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                     let record: Record
                     // The decoder interns the topic and has its route ready for the decoding.
-                    switch Record.parse(line: line, maxDepth: maxDepth, topics: &evaluator.decoder, strings: strings) {
+                    switch Record.parse(line: line, maxDepth: maxDepth, topics: &evaluator.decoder, strings: strings, scratch: scratch) {
                     case .success(let r): record = r
                     case .failure(let e): failure = .badRecord(line: number, message: e.description); break records
                     }
@@ -123,6 +126,7 @@ public struct Replayer {
                     }
                 }
             }
+          }
         }
         if let failure { throw failure }
         if let until {

@@ -86,16 +86,25 @@ extension RuleEngine {
 
     /// Runs `step` on the state of the reading's key for rule `r`. A key
     /// without state starts one only on a true `when`; a registry channel's
-    /// key known to have none is not even looked up (`knownStateless`).
+    /// key known to have none, or known to hold a quiet open incident that
+    /// the reading cannot change, is not even looked up (`keyFacts`).
     mutating func stepKey(
         _ r: Int, when: Bool?, _ ctx: EvalContext, _ keys: inout KeyCache,
         _ step: (inout RuleEngine, inout KeyState, String) -> Bool
     ) {
         let flag = channelKeyed[r] ? keys.registryIndex : nil
-        if when != true, let flag, knownStateless(r, channel: flag) { return }
+        if when != true, let flag {
+            if knownStateless(r, channel: flag) { return }
+            if knownQuietOpen(r, channel: flag), rules[r].clearWhen?.truth(ctx) != true { return }
+        }
         let (key, keyText) = keyFor(r, ctx, &keys)
-        let exists = withState(r, key, keyText, create: when == true) { engine, st in step(&engine, &st, keyText) }
-        if let flag { setKnownStateless(r, channel: flag, !exists) }
+        var quiet = false
+        let exists = withState(r, key, keyText, create: when == true) { engine, st in
+            let keep = step(&engine, &st, keyText)
+            quiet = keep && st.incident != nil && st.incident?.clearRunStart == nil
+            return keep
+        }
+        if let flag { setKeyFacts(r, channel: flag, exists ? (quiet ? RuleEngine.quietOpen : 0) : RuleEngine.stateless) }
     }
 
     /// Runs `step` on the state of `keyText` — a fresh one when the key has

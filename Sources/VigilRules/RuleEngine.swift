@@ -23,20 +23,33 @@ public struct RuleEngine: Sendable {
     let registryChannelKeys: [(JSONObject, String)]
 
     var states: [[String: KeyState]]
-    /// Rules keyed by `[channel]`: true where the registry channel's key is
-    /// known to have no state. Set only right after a lookup found none, and
-    /// cleared by any lookup that found or made one; a new or restored engine
-    /// knows nothing (all false). A reading that cannot start a state skips
-    /// the key and its lookup: a rule with state for a few keys does not
-    /// hash the key of every other channel's every reading. Channel by
-    /// channel, a flag for every rule: one reading's flags share a cache line.
-    var knownStatelessFlags: [Bool]
+    /// Rules keyed by `[channel]`: what is known of each registry channel's
+    /// key, channel by channel, a byte for every rule (one reading's bytes
+    /// share a cache line). Set right after a lookup, from what it found; a
+    /// new or restored engine knows nothing (all 0). A reading that cannot
+    /// change a key's state then skips the key and its lookup:
+    /// - `stateless`: the key has no state; a reading whose `when` is not
+    ///   true starts none. (A rule with state for a few keys does not hash
+    ///   the key of every other channel's every reading.)
+    /// - `quietOpen`: the key's state was an open incident with no clear run
+    ///   (`clear_for`) under way. A reading for which neither `when` nor
+    ///   `clear_when` is true changes nothing there, nor if a timer has since
+    ///   resolved the incident (the key is stateless then): only such a
+    ///   reading, or one of those, can start a run. (A channel with an open
+    ///   incident sends its heartbeats on, every one of them otherwise a
+    ///   lookup.)
+    var keyFacts: [UInt8]
+    static let stateless: UInt8 = 1
+    static let quietOpen: UInt8 = 2
 
     @inline(__always)
-    func knownStateless(_ r: Int, channel: Int) -> Bool { knownStatelessFlags[channel &* rules.count &+ r] }
+    func knownStateless(_ r: Int, channel: Int) -> Bool { keyFacts[channel &* rules.count &+ r] & RuleEngine.stateless != 0 }
 
     @inline(__always)
-    mutating func setKnownStateless(_ r: Int, channel: Int, _ value: Bool) { knownStatelessFlags[channel &* rules.count &+ r] = value }
+    func knownQuietOpen(_ r: Int, channel: Int) -> Bool { keyFacts[channel &* rules.count &+ r] & RuleEngine.quietOpen != 0 }
+
+    @inline(__always)
+    mutating func setKeyFacts(_ r: Int, channel: Int, _ facts: UInt8) { keyFacts[channel &* rules.count &+ r] = facts }
 
     var ordinals: [[String: Int]]
     var heap = TimerHeap()
@@ -75,7 +88,7 @@ public struct RuleEngine: Sendable {
         }
         let n = ruleSet.rules.count
         states = Array(repeating: [:], count: n)
-        knownStatelessFlags = Array(repeating: false, count: registry.count * n)
+        keyFacts = Array(repeating: 0, count: registry.count * n)
         ordinals = Array(repeating: [:], count: n)
         absence = Array(repeating: AbsenceTracker(), count: n)
         inhibitsByTarget = Array(repeating: [], count: n)
@@ -153,12 +166,12 @@ public struct RuleEngine: Sendable {
     }
 
     /// Starts loading what readings of these registry channels (-1: none)
-    /// will touch: each one's row of known-stateless flags, then its node in
+    /// will touch: each one's row of key facts, then its node in
     /// every absence rule's list. Replay calls it a batch of records ahead
     /// (`ReadingDecoder.prefetch`); only a hint, nothing observable changes.
     public func prefetch(channels: UnsafeBufferPointer<Int>) {
         let n = rules.count
-        knownStatelessFlags.withUnsafeBufferPointer { flags in
+        keyFacts.withUnsafeBufferPointer { flags in
             for c in channels where c >= 0 && c &* n < flags.count { vigil_prefetch(flags.baseAddress! + c &* n) }
         }
         for r in absenceRules {

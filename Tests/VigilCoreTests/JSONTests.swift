@@ -95,6 +95,61 @@ import Testing
             }
         }
     }
+
+    /// Records parsed one after another into one scratch object keep their
+    /// own payloads: a record still held is never overwritten, and a
+    /// repeated name, a nested object and an empty payload come out as
+    /// without the scratch.
+    @Test func payloadsParsedIntoOneScratchStayTheirOwn() throws {
+        let lines = [
+            #"{"ts":1,"topic":"a/b","payload":{"event":"alarm","t":71.5}}"#,
+            #"{"ts":2,"topic":"a/b","payload":{"event":"reset","event":"heartbeat","n":{"x":[1,2]}}}"#,
+            #"{"ts":3,"payload":{},"topic":"a/b"}"#,
+            #"{"ts":4,"topic":"a/b","payload":{"a_long_member_name":"a value longer than fifteen bytes"}}"#,
+        ]
+        var scratch = JSONObject()
+        var strings = ShortStrings()
+        var topics = FreshTopics()
+        var kept: [JSONValue] = []
+        for var line in lines {
+            let record = try line.withUTF8 { buf in
+                try Record.parse(line: buf, maxDepth: 8, topics: &topics, strings: &strings, scratch: &scratch).get()
+            }
+            guard case .message(let m) = record, case .parsed(let value, let size, _) = m.payload else {
+                Issue.record("not a parsed message: \(line)"); return
+            }
+            kept.append(.array([value, .number(Double(size))]))
+        }
+        #expect(kept.map(\.[0].description) == [
+            #"{"event":"alarm","t":71.5}"#, #"{"event":"heartbeat","n":{"x":[1,2]}}"#, "{}",
+            #"{"a_long_member_name":"a value longer than fifteen bytes"}"#,
+        ])
+        for (value, line) in zip(kept, lines) {
+            var l = line
+            let plain = try l.withUTF8 { try Record.parse(line: $0, maxDepth: 8).get() }
+            guard case .message(let m) = plain, case .parsed(let expected, let size, _) = m.payload else { Issue.record("not parsed"); return }
+            #expect(value == .array([expected, .number(Double(size))]))
+        }
+    }
+
+    /// Code-point equality of short strings, however they were made: a
+    /// literal, decoded bytes, a substring, a string grown by appending.
+    @Test func sameCodePointsOfShortStrings() {
+        let made = [
+            "temperature_c", String(decoding: Array("temperature_c".utf8), as: UTF8.self),
+            String("xxtemperature_cxx".dropFirst(2).dropLast(2)), { var s = "temperature"; s += "_c"; return s }(),
+        ]
+        for a in made { for b in made { #expect(a.sameCodePoints(b)) } }
+        #expect(!"temperature_c".sameCodePoints("temperature_d"))
+        #expect(!"voltage_v".sameCodePoints("current_a"))  // same length
+        #expect(!"a".sameCodePoints("a\u{0}"))
+        #expect("t".isSmallASCII && !"é".isSmallASCII && !String(repeating: "a", count: 16).isSmallASCII)
+        // Canonically equivalent, different code points: unequal (no normalisation).
+        #expect(!"\u{E9}".sameCodePoints("e\u{301}"))
+        #expect("\u{E9}".sameCodePoints(String(decoding: [0xC3, 0xA9], as: UTF8.self)))
+        let long = String(repeating: "é", count: 20)
+        #expect(long.sameCodePoints(String(decoding: Array(long.utf8), as: UTF8.self)))
+    }
 }
 
 @Suite struct TimeAndUnitsTests {

@@ -81,7 +81,7 @@ let piles = """
             ])
         // A restored engine knows nothing, and judges alike.
         let (restored, _) = try #require(RuleEngine.restore(h.engine.checkpoint(), ruleSet: h.engine.ruleSet, registry: h.engine.registry))
-        #expect(!restored.knownStatelessFlags.contains(true))
+        #expect(restored.keyFacts.allSatisfy { $0 == 0 })
     }
 
     @Test func opensAtExactlyStartPlusForWithoutAReading() throws {
@@ -146,6 +146,49 @@ let piles = """
         h.advance("5m")
         #expect(h.summary == ["0s opened hot cp-0001 1", "1m30s resolved hot cp-0001 1"])
         #expect(h.events[1].reading?.payload["t"] == 35)  // the reading that began the run
+    }
+
+    /// A key with an open incident and no clear run is skipped by readings
+    /// that cannot change it; one that can (a true `clear_when`, or a false
+    /// one while a clear run is under way) still reaches it.
+    @Test func aQuietOpenKeyIsSkippedOnlyByReadingsThatCannotChangeIt() throws {
+        var h = try Harness(
+            """
+            rules:
+              - { name: hot, feed: charging_pile, when: t > 50, clear_when: t < 40, clear_for: 1m }
+            """, channels: piles)
+        let rule = 0, pile = h.engine.registry.lookup("cp-0001")!
+        h.pile("0s", "cp-0001", ["t": 60])
+        #expect(h.engine.knownQuietOpen(rule, channel: pile))
+        h.pile("5s", "cp-0001", ["t": 45])  // neither condition true: skipped
+        h.pile("6s", "cp-0001", ["x": 1])  // both unknown: skipped
+        #expect(h.engine.knownQuietOpen(rule, channel: pile))
+        h.pile("10s", "cp-0001", ["t": 30])  // clear run starts: no longer quiet
+        #expect(!h.engine.knownQuietOpen(rule, channel: pile))
+        h.pile("20s", "cp-0001", ["t": 45])  // false clear_when: run broken, quiet again
+        #expect(h.engine.knownQuietOpen(rule, channel: pile))
+        h.pile("30s", "cp-0001", ["t": 35])  // run starts again
+        h.pile("40s", "cp-0001", ["t": 20])
+        h.advance("5m")
+        #expect(h.summary == ["0s opened hot cp-0001 1", "1m30s resolved hot cp-0001 1"])
+        #expect(h.events[1].reading?.payload["t"] == 35)
+        // Resolved by its timer, the key is stateless; a stale fact skips
+        // only readings that change nothing, and a true `when` opens anew.
+        h.pile("6m", "cp-0001", ["t": 45])
+        h.pile("7m", "cp-0001", ["t": 70])
+        h.pile("8m", "cp-0001", ["t": 30])
+        h.advance("10m")
+        #expect(h.summary.suffix(2) == ["7m opened hot cp-0001 1", "9m resolved hot cp-0001 1"])
+    }
+
+    /// A pending `for` run is broken by a false `when` on a registry channel's key.
+    @Test func aPendingRunIsBrokenByAFalseWhen() throws {
+        var h = try Harness(overheat, channels: piles)
+        for pile in ["cp-0001", "cp-0002"] { h.pile("0s", pile, ["temperature_c": 70]) }
+        for pile in ["cp-0001", "cp-0002"] { h.pile("10s", pile, ["x": 1]) }  // unknown: the run goes on
+        h.pile("20s", "cp-0001", ["temperature_c": 60])  // false: broken
+        h.advance("2m")
+        #expect(h.summary == ["30s opened charging_pile_overheat cp-0002 1"])
     }
 
     @Test func clearForAndClearAfterDueTogetherResolveOnceWithNullReading() throws {
