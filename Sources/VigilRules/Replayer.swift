@@ -85,48 +85,49 @@ public struct Replayer {
         // Each payload object is parsed into this one: its storage is used again by the next.
         var scratch = JSONObject()
         _ = withUnsafeMutablePointer(to: &scratch) { scratch in
-          withUnsafeMutablePointer(to: &shortStrings) { strings in
-            LineReader(fd: inputFD).forEachBatch(maxLines: lookAhead ? Replayer.batch : 1) { lines, first in
-                guard failure == nil else { return }
-                prefetch(lines)
-                records: for (i, line) in lines.enumerated() {
-                    let number = first + i
-                    if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                    let record: Record
-                    // The decoder interns the topic and has its route ready for the decoding.
-                    switch Record.parse(line: line, maxDepth: maxDepth, topics: &evaluator.decoder, strings: strings, scratch: scratch) {
-                    case .success(let r): record = r
-                    case .failure(let e): failure = .badRecord(line: number, message: e.description); break records
-                    }
-                    if let last, record.ts < last { failure = .outOfOrder(line: number, ts: record.ts, previous: last); break records }
-                    last = record.ts
-                    stats.records += 1
-                    switch record {
-                    case .message(let m):
-                        if evaluator.isBlind {
-                            failure = .badRecord(
-                                line: number,
-                                message: "a message between a broker \"lost\" mark and the next \"connected\" — vigil hears nothing while it is not connected")
-                            break records
+            withUnsafeMutablePointer(to: &shortStrings) { strings in
+                LineReader(fd: inputFD).forEachBatch(maxLines: lookAhead ? Replayer.batch : 1) { lines, first in
+                    guard failure == nil else { return }
+                    prefetch(lines)
+                    records: for (i, line) in lines.enumerated() {
+                        let number = first + i
+                        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                        let record: Record
+                        // The decoder interns the topic and has its route ready for the decoding.
+                        switch Record.parse(line: line, maxDepth: maxDepth, topics: &evaluator.decoder, strings: strings, scratch: scratch) {
+                        case .success(let r): record = r
+                        case .failure(let e): failure = .badRecord(line: number, message: e.description); break records
                         }
-                        switch evaluator.message(m, into: &events) {
-                        case .reading: stats.readings += 1
-                        case .dead(let dead): stats.deadLetters[dead.reason, default: 0] += 1
+                        if let last, record.ts < last { failure = .outOfOrder(line: number, ts: record.ts, previous: last); break records }
+                        last = record.ts
+                        stats.records += 1
+                        switch record {
+                        case .message(let m):
+                            if evaluator.isBlind {
+                                failure = .badRecord(
+                                    line: number,
+                                    message:
+                                        "a message between a broker \"lost\" mark and the next \"connected\" — vigil hears nothing while it is not connected")
+                                break records
+                            }
+                            switch evaluator.message(m, into: &events) {
+                            case .reading: stats.readings += 1
+                            case .dead(let dead): stats.deadLetters[dead.reason, default: 0] += 1
+                            }
+                        case .mark(let ts, let mark):
+                            evaluator.mark(mark, arrival: ts, into: &events)
+                        case .ack(let ts, let ack):
+                            // An acknowledgement of an unknown or resolved incident changes nothing.
+                            _ = evaluator.acknowledge(ack, arrival: ts, into: &events)
                         }
-                    case .mark(let ts, let mark):
-                        evaluator.mark(mark, arrival: ts, into: &events)
-                    case .ack(let ts, let ack):
-                        // An acknowledgement of an unknown or resolved incident changes nothing.
-                        _ = evaluator.acknowledge(ack, arrival: ts, into: &events)
-                    }
-                    if !events.isEmpty {
-                        stats.events += events.count
-                        for e in events { emit(e) }
-                        events.removeAll(keepingCapacity: true)
+                        if !events.isEmpty {
+                            stats.events += events.count
+                            for e in events { emit(e) }
+                            events.removeAll(keepingCapacity: true)
+                        }
                     }
                 }
             }
-          }
         }
         if let failure { throw failure }
         if let until {

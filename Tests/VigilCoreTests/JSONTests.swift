@@ -120,10 +120,11 @@ import Testing
             }
             kept.append(.array([value, .number(Double(size))]))
         }
-        #expect(kept.map(\.[0].description) == [
-            #"{"event":"alarm","t":71.5}"#, #"{"event":"heartbeat","n":{"x":[1,2]}}"#, "{}",
-            #"{"a_long_member_name":"a value longer than fifteen bytes"}"#,
-        ])
+        #expect(
+            kept.map(\.[0].description) == [
+                #"{"event":"alarm","t":71.5}"#, #"{"event":"heartbeat","n":{"x":[1,2]}}"#, "{}",
+                #"{"a_long_member_name":"a value longer than fifteen bytes"}"#,
+            ])
         for (value, line) in zip(kept, lines) {
             var l = line
             let plain = try l.withUTF8 { try Record.parse(line: $0, maxDepth: 8).get() }
@@ -137,7 +138,10 @@ import Testing
     @Test func sameCodePointsOfShortStrings() {
         let made = [
             "temperature_c", String(decoding: Array("temperature_c".utf8), as: UTF8.self),
-            String("xxtemperature_cxx".dropFirst(2).dropLast(2)), { var s = "temperature"; s += "_c"; return s }(),
+            String("xxtemperature_cxx".dropFirst(2).dropLast(2)),
+            {
+                var s = "temperature"; s += "_c"; return s
+            }(),
         ]
         for a in made { for b in made { #expect(a.sameCodePoints(b)) } }
         #expect(!"temperature_c".sameCodePoints("temperature_d"))
