@@ -44,15 +44,25 @@ public struct JSONParser: ~Copyable {
     }()
     private static var emptyBase: UnsafePointer<UInt8> { UnsafePointer(emptyStorage) }
 
-    /// Parses one complete document. Trailing bytes other than white space are an error.
+    /// Parses one complete document. Trailing bytes other than white space
+    /// are an error. A document that is an object is parsed into `scratch`
+    /// when given (see `parseObject(depth:into:)`), and the value returned
+    /// holds a copy of it.
     public static func parse(
-        _ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = 512, strings: UnsafeMutablePointer<ShortStrings>? = nil
+        _ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = 512, strings: UnsafeMutablePointer<ShortStrings>? = nil,
+        scratch: UnsafeMutablePointer<JSONObject>? = nil
     ) throws(JSONError) -> JSONValue {
         if let bad = UTF8Validation.firstInvalidByte(bytes) { throw .invalidUTF8(offset: bad) }
         var p = JSONParser(bytes, maxDepth: maxDepth)
         p.strings = strings
         p.skipWhitespace()
-        let v = try p.parseValue(depth: 1)
+        let v: JSONValue
+        if let scratch, !p.atEnd, p.current == UInt8(ascii: "{") {
+            try p.parseObject(depth: 1, into: &scratch.pointee)
+            v = .object(scratch.pointee)
+        } else {
+            v = try p.parseValue(depth: 1)
+        }
         p.skipWhitespace()
         if p.pos != p.end { throw .invalidJSON(offset: p.pos, message: "unexpected bytes after the value") }
         return v

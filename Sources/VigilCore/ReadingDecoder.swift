@@ -74,6 +74,10 @@ public struct ReadingDecoder: TopicStrings, Sendable {
     /// A payload's member names and short values, made once.
     var shortStrings = ShortStrings()
 
+    /// Each payload object is parsed into this one; once the reading before
+    /// is gone, its storage serves the next (no allocation a message).
+    var scratch = JSONObject()
+
     /// The entry of the topic `string(_:)` returned last: replay interns a
     /// record's topic here and decodes the record next, so the route is found
     /// with the topic, in one lookup.
@@ -191,7 +195,9 @@ public struct ReadingDecoder: TopicStrings, Sendable {
         do {
             let maxDepth = limits.maxDepth
             value = try withUnsafeMutablePointer(to: &shortStrings) { strings throws(JSONError) in
-                try JSONParser.parse(payload, maxDepth: maxDepth, strings: strings)
+                try withUnsafeMutablePointer(to: &scratch) { scratch throws(JSONError) in
+                    try JSONParser.parse(payload, maxDepth: maxDepth, strings: strings, scratch: scratch)
+                }
             }
         } catch {
             switch error {

@@ -135,6 +135,24 @@ import Testing
         #expect(s.feed == "fire_alarm")
     }
 
+    /// Readings decoded one after another keep their own payloads while
+    /// held (the decoder parses each into one scratch object), through a
+    /// dead letter in between too.
+    @Test func readingsHeldKeepTheirOwnPayloads() throws {
+        var dec = decoder()
+        let topic = "estate/C1/fire_alarm/fa-1/event"
+        let payloads = [#"{"event":"alarm","n":1}"#, #" {"event":"reset"} "#, #"{"event":"heartbeat","x":{"y":[1]}}"#, "{}"]
+        var held: [Reading] = []
+        for (i, p) in payloads.enumerated() {
+            held.append(try dec.decode(topic: topic, payload: Array(p.utf8), at: Millis(i)).get())
+            if case .success = dec.decode(topic: topic, payload: Array(#"{"event":"#.utf8), at: Millis(i)) { Issue.record("decoded a bad payload") }
+        }
+        #expect(held.map { JSONValue.object($0.payload).description } == payloads.map { try! JSONParser.parse($0).description })
+        // Dropped, the next reading reuses the storage and is still right.
+        held.removeAll()
+        #expect(try dec.decode(topic: topic, payload: Array(#"{"event":"fault"}"#.utf8), at: 9).get().payload["event"] == "fault")
+    }
+
     @Test func everyMalformedKindHasItsReason() {
         let t = "estate/C1/fire_alarm/fa-1/event"
         #expect(reason(t, [0xFF, 0x7B]) == .invalidUTF8)
