@@ -27,6 +27,7 @@ public struct ReadingDecoder: TopicStrings, Sendable {
         self.unknownChannels = unknownChannels
         self.limits = limits
         routes = TopicTable(slots: TopicInterner.slots(forChannels: registry.count))
+        byIdentity = Array(repeating: -1, count: TopicInterner.slots(forChannels: registry.count) / 2)
         var feeds = Set<String>()
         for s in subscriptions { if case .literal(let f) = s.feed { feeds.insert(f) } }
         self.knownFeeds = feeds
@@ -91,13 +92,29 @@ public struct ReadingDecoder: TopicStrings, Sendable {
         return routes.entries[lastInterned].topic
     }
 
+    /// The entry last found for a topic `String`, by the string's two words
+    /// (for a topic longer than 15 bytes, its storage's address): the MQTT
+    /// client hands over the same `String` for the same topic again and
+    /// again (`TopicInterner`), and the table keeps the one it was first
+    /// given. Only a hint, -1 when none: an entry counts only when its topic
+    /// is that very string (bit for bit; the table holds it, so it is alive
+    /// and its address is no other string's).
+    var byIdentity: [Int32]
+
     /// Where a topic goes, from the table when it was seen before.
     public mutating func cachedRoute(topic: String) -> Route {
         if routes.entries.indices.contains(lastInterned), routes.entries[lastInterned].topic.isBitwiseIdentical(to: topic) {
             return routes.entries[lastInterned].value.route
         }
+        let (w0, w1) = unsafeBitCast(topic, to: (UInt64, UInt64).self)
+        let slot = Int(truncatingIfNeeded: ((w0 ^ w1) &* 0x9E37_79B9_7F4A_7C15) >> 40) & (byIdentity.count - 1)
+        let hinted = Int(byIdentity[slot])
+        if hinted >= 0, hinted < routes.entries.count, routes.entries[hinted].topic.isBitwiseIdentical(to: topic) {
+            return routes.entries[hinted].value.route
+        }
         var t = topic
         let e = t.withUTF8 { entry(UnsafeRawBufferPointer($0), topic) }  // may add to the table: look after
+        byIdentity[slot] = Int32(truncatingIfNeeded: e)
         return routes.entries[e].value.route
     }
 

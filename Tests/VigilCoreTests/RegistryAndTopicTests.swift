@@ -322,6 +322,31 @@ import Testing
     }
 }
 
+extension TopicCacheTests {
+    /// Routes found by a topic string's identity are that topic's, however
+    /// the strings come: the same object again, a copy of its text made
+    /// anew, thousands of topics sharing the identity slots, and after the
+    /// table has started afresh (a small maximum makes it do so).
+    @Test func routesByIdentityAreAlwaysTheTopicsOwn() throws {
+        let subs = [Subscription(pattern: try TopicPattern("district/estate/{community}/charging_pile/{channel}/{kind}"), feed: FeedSpec("charging_pile"))]
+        var decoder = ReadingDecoder(subscriptions: subs, registry: ChannelRegistry(), unknownChannels: .accept, limits: .init())
+        decoder.routes = TopicTable(slots: 1024, maxSlots: 2048)
+        let topics = (0..<5000).map { "district/estate/C1/charging_pile/p-\($0)/telemetry" }
+        var held = topics
+        for round in 0..<3 {
+            for i in stride(from: 0, to: topics.count, by: round + 1) {
+                // Round 1 hands over strings made anew from the text: other objects, same topics.
+                if round == 1 { held[i] = String(decoding: Array(topics[i].utf8), as: UTF8.self) }
+                for t in [held[i], held[(i * 31 + 7) % held.count], held[i]] {
+                    guard case .success(let route) = decoder.cachedRoute(topic: t) else { Issue.record("\(t) not routed"); return }
+                    #expect(route.channel == t.split(separator: "/")[4].description)
+                }
+            }
+        }
+        #expect(decoder.routes.entries.count <= decoder.routes.capacity)
+    }
+}
+
 @Suite struct LookAheadTests {
     @Test func aLinesTopicIsFoundWithoutParsingIt() {
         func topic(_ line: String, _ guess: inout Int) -> String? {
