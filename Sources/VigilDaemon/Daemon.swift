@@ -46,6 +46,7 @@ public struct Daemon {
                 initial: config.dispatch.retryInitial, max: config.dispatch.retryMax,
                 maxAge: config.dispatch.retryMaxAge),
             gauge: gauge, logger: logger,
+            automaticCheckpoints: false,  // the ingest store's checkpointer copies the log back
             onOutcomes: { metrics.recordDeliveries(sink: $0, delivered: $1, retried: $2, dead: $3, latencies: $4) })
         let reload = StopFlag()
         let liveness = Liveness(status: status, dispatcher: dispatcher)

@@ -13,15 +13,21 @@ public final class Dispatcher: Sendable {
     public let bells: [String: Doorbell]
     let logger: Logger
     let batchSize: Int
+    let automaticCheckpoints: Bool
     /// Called after each batch with (sink, delivered, retried, dead, seconds from commit to delivery of each delivered event).
     let onOutcomes: @Sendable (String, Int, Int, Int, [Double]) -> Void
     /// The last time any worker turned its loop (ms, monotonic clock): the watchdog's sign of life.
     public let heartbeat = Atomic<Int64>(0)
 
+    /// `automaticCheckpoints`: false where another connection copies the
+    /// write-ahead log back (the daemon's ingest store, `WALCheckpointer`),
+    /// so that no delivery's commit does.
     public init(
         databasePath: String, sinks: [any Sink], retry: RetryPolicy, gauge: PendingGauge, logger: Logger, batchSize: Int = 256,
+        automaticCheckpoints: Bool = true,
         onOutcomes: @escaping @Sendable (String, Int, Int, Int, [Double]) -> Void = { _, _, _, _, _ in }
     ) {
+        self.automaticCheckpoints = automaticCheckpoints
         self.onOutcomes = onOutcomes
         self.databasePath = databasePath
         self.sinks = sinks
@@ -87,8 +93,12 @@ public final class Dispatcher: Sendable {
         let lane = BlockingLane(label: "vigil.queue." + sink.name)
         let cursor: SinkCursor
         do {
-            let path = databasePath, name = sink.name
-            cursor = try await lane.run { try SinkCursor(db: try Database(path: path), sink: name) }
+            let path = databasePath, name = sink.name, automatic = automaticCheckpoints
+            cursor = try await lane.run {
+                let db = try Database(path: path)
+                try db.setAutomaticCheckpoints(automatic)
+                return try SinkCursor(db: db, sink: name)
+            }
         } catch {
             throw DispatchError(description: "sink '\(sink.name)' cannot open the queue in \(databasePath): \(error)")
         }
