@@ -32,6 +32,8 @@ public struct Daemon {
         defer { lock.release() }
         // The state database must be vigil's (or new) before anything opens it.
         _ = try StateSchema.open(path: config.stateDatabasePath, sync: config.journalSync == .full ? .full : .normal)
+        // Every connection of the daemon that writes leaves copying the log back to it.
+        let checkpointer = try WALCheckpointer(path: config.stateDatabasePath, sync: config.journalSync == .full ? .full : .normal)
         if config.journalSync == .normal {
             logger.warning(
                 "journal.sync is normal: a power cut can lose readings the broker was told were received",
@@ -46,7 +48,7 @@ public struct Daemon {
                 initial: config.dispatch.retryInitial, max: config.dispatch.retryMax,
                 maxAge: config.dispatch.retryMaxAge),
             gauge: gauge, logger: logger,
-            automaticCheckpoints: false,  // the ingest store's checkpointer copies the log back
+            checkpointer: checkpointer,
             onOutcomes: { metrics.recordDeliveries(sink: $0, delivered: $1, retried: $2, dead: $3, latencies: $4) })
         let reload = StopFlag()
         let liveness = Liveness(status: status, dispatcher: dispatcher)

@@ -20,18 +20,15 @@ final class StateStore {
     let sinks: [EventQueue.SinkRoute]
     var deadLettersSinceTrim = 0
     var historyStatements: IncidentHistory.Statements?
-    /// Copies the write-ahead log back on a thread of its own: no commit of
-    /// this store does (a backtest's snapshot, once let go, made one commit
-    /// copy all the log written meanwhile).
-    let checkpointer: WALCheckpointer
     static let maxDeadLetters = 10_000
 
     /// Opens the state database (`StateSchema.open`: a new file, or one of
     /// vigil's at a schema this build knows, migrated; anything else is refused, untouched).
-    init(path: String, sinks: [EventQueue.SinkRoute], sync: VigilConfig.JournalSync = .full) throws {
+    /// `checkpointer`: copies the write-ahead log back instead of this
+    /// store's commits (the daemon's; without one, SQLite's default).
+    init(path: String, sinks: [EventQueue.SinkRoute], sync: VigilConfig.JournalSync = .full, checkpointer: WALCheckpointer? = nil) throws {
         db = try StateSchema.open(path: path, sync: sync == .full ? .full : .normal)
-        try db.setAutomaticCheckpoints(false)
-        checkpointer = try WALCheckpointer(path: path, sync: sync == .full ? .full : .normal)
+        checkpointer?.serve(db)
         queue = try EventQueue(db: db)
         insertJournal = MultiRowInsert(
             db: db, head: "INSERT INTO journal(received_at, kind, mid, topic, payload, judged_at) VALUES",
