@@ -147,6 +147,11 @@ extension StateStore {
         journalBytes = try db.prepare("SELECT coalesce(sum(length(payload) + length(topic) + 32), 0) FROM journal").scalarInt() ?? 0
     }
 
+    /// The journal rows past retention (?2) and behind the checkpoint (?1), oldest first, at most ?3.
+    static let trimByAge =
+        "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE received_at < ?2 AND seq <= ?1 ORDER BY received_at LIMIT ?3)"
+        + " RETURNING length(payload) + length(topic) + 32"
+
     /// Drops journal rows older than `retention`, then the oldest while over
     /// `maxSize`, never rows the last checkpoint does not include — at most
     /// `limit` rows, in one short transaction: a trim runs on the ingestion
@@ -160,10 +165,11 @@ extension StateStore {
         var freed: Int64 = 0
         let bytes = journalBytes
         try db.transaction {
-            try db.prepare(
-                "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ? AND received_at < ? ORDER BY seq LIMIT ?)"
-                    + " RETURNING length(payload) + length(topic) + 32"
-            )
+            // Rows past retention found by their time (`journal_time`): walked
+            // in `seq` order, a journal within retention was read row by row
+            // to the checkpoint, all of it, every minute — most of a second
+            // for a full journal, on the ingestion thread.
+            try db.prepare(StateStore.trimByAge)
             .query([.int(seq), .int(now - retention), .int(Int64(limit))]) {
                 freed += $0.int(0)
                 removed += 1

@@ -32,3 +32,34 @@ import VigilCore
         #expect(window == ["t/4", "t/5", "t/6", "t/7", "t/99"])
     }
 }
+
+@Suite struct JournalTrimTests {
+    func message(_ n: Int, at t: Millis) -> JournalEntry {
+        JournalEntry(receivedAt: t, kind: .message, mid: Int32(n), topic: "t/\(n)", payload: Array("{\"n\":\(n)}".utf8))
+    }
+
+    /// The rows past retention are found by their time, never by reading the
+    /// journal row by row (a full journal within retention took most of a
+    /// second every minute); they go oldest first, only behind the checkpoint.
+    @Test func rowsPastRetentionAreFoundByTheirTime() throws {
+        let dir = NSTemporaryDirectory() + "vigil-trim-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try StateStore(path: dir + "/vigil.db", sinks: [], sync: .normal)
+        var plan: [String] = []
+        try store.db.prepare("EXPLAIN QUERY PLAN " + StateStore.trimByAge).query([.int(1), .int(2), .int(3)]) { plan.append($0.text(3)) }
+        // The rows chosen through the time index; each then deleted by its key (rowid=?), none walked by range.
+        #expect(plan.contains { $0.contains("INDEX journal_time (received_at<?)") })
+        #expect(!plan.contains { $0.contains("rowid<") || $0.hasPrefix("SCAN journal") })
+        _ = try store.commit(journal: (0..<10).map { message($0, at: 1000 + Millis($0)) }, events: [], deadLetters: [], checkpoint: [1], now: 2000)
+        _ = try store.commit(journal: (10..<12).map { message($0, at: 1000 + Millis($0)) }, events: [], deadLetters: [], checkpoint: nil, now: 2000)
+        // Older than 1,006: rows 0–5, three at a time; rows 10 and 11 are not behind the checkpoint.
+        #expect(try store.trimJournal(retention: 100, maxSize: .max, now: 1106, limit: 3) == (3, true))
+        #expect(try store.trimJournal(retention: 100, maxSize: .max, now: 1106, limit: 3) == (3, true))
+        #expect(try store.trimJournal(retention: 100, maxSize: .max, now: 1106, limit: 3) == (0, false))
+        var left: [Int64] = []
+        try store.db.prepare("SELECT mid FROM journal ORDER BY seq").query([]) { left.append($0.int(0)) }
+        #expect(left == [6, 7, 8, 9, 10, 11])
+        #expect(try store.trimJournal(retention: 0, maxSize: .max, now: 5000, limit: 100) == (4, false))
+    }
+}
