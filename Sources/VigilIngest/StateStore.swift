@@ -170,10 +170,10 @@ extension StateStore {
             // to the checkpoint, all of it, every minute — most of a second
             // for a full journal, on the ingestion thread.
             try db.prepare(StateStore.trimByAge)
-            .query([.int(seq), .int(now - retention), .int(Int64(limit))]) {
-                freed += $0.int(0)
-                removed += 1
-            }
+                .query([.int(seq), .int(now - retention), .int(Int64(limit))]) {
+                    freed += $0.int(0)
+                    removed += 1
+                }
             guard removed < limit, bytes - freed > maxSize else { return }
             try db.prepare(
                 "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ? ORDER BY seq LIMIT ?)"
