@@ -32,8 +32,6 @@ public struct Daemon {
         defer { lock.release() }
         // The state database must be vigil's (or new) before anything opens it.
         _ = try StateSchema.open(path: config.stateDatabasePath, sync: config.journalSync == .full ? .full : .normal)
-        // Every connection of the daemon that writes leaves copying the log back to it.
-        let checkpointer = try WALCheckpointer(path: config.stateDatabasePath, sync: config.journalSync == .full ? .full : .normal)
         if config.journalSync == .normal {
             logger.warning(
                 "journal.sync is normal: a power cut can lose readings the broker was told were received",
@@ -48,7 +46,6 @@ public struct Daemon {
                 initial: config.dispatch.retryInitial, max: config.dispatch.retryMax,
                 maxAge: config.dispatch.retryMaxAge),
             gauge: gauge, logger: logger,
-            checkpointer: checkpointer,
             onOutcomes: { metrics.recordDeliveries(sink: $0, delivered: $1, retried: $2, dead: $3, latencies: $4) })
         let reload = StopFlag()
         let liveness = Liveness(status: status, dispatcher: dispatcher)

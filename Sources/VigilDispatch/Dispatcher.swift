@@ -13,10 +13,6 @@ public final class Dispatcher: Sendable {
     public let bells: [String: Doorbell]
     let logger: Logger
     let batchSize: Int
-    /// Copies the write-ahead log back instead of the commits of the queue's
-    /// connections (the daemon's, which the ingest store uses too; nil:
-    /// SQLite's default, each connection's commits do it).
-    public let checkpointer: WALCheckpointer?
     /// Called after each batch with (sink, delivered, retried, dead, seconds from commit to delivery of each delivered event).
     let onOutcomes: @Sendable (String, Int, Int, Int, [Double]) -> Void
     /// The last time any worker turned its loop (ms, monotonic clock): the watchdog's sign of life.
@@ -24,10 +20,8 @@ public final class Dispatcher: Sendable {
 
     public init(
         databasePath: String, sinks: [any Sink], retry: RetryPolicy, gauge: PendingGauge, logger: Logger, batchSize: Int = 256,
-        checkpointer: WALCheckpointer? = nil,
         onOutcomes: @escaping @Sendable (String, Int, Int, Int, [Double]) -> Void = { _, _, _, _, _ in }
     ) {
-        self.checkpointer = checkpointer
         self.onOutcomes = onOutcomes
         self.databasePath = databasePath
         self.sinks = sinks
@@ -93,12 +87,8 @@ public final class Dispatcher: Sendable {
         let lane = BlockingLane(label: "vigil.queue." + sink.name)
         let cursor: SinkCursor
         do {
-            let path = databasePath, name = sink.name, checkpointer = checkpointer
-            cursor = try await lane.run {
-                let db = try Database(path: path)
-                checkpointer?.serve(db)
-                return try SinkCursor(db: db, sink: name)
-            }
+            let path = databasePath, name = sink.name
+            cursor = try await lane.run { try SinkCursor(db: try Database(path: path), sink: name) }
         } catch {
             throw DispatchError(description: "sink '\(sink.name)' cannot open the queue in \(databasePath): \(error)")
         }

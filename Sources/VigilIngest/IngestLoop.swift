@@ -90,7 +90,7 @@ public final class IngestLoop {
 
     public func run() throws {
         let sinks = config.dispatch.sinks.map { EventQueue.SinkRoute(name: $0.name, routes: $0.routes, minSeverity: $0.minSeverity) }
-        store = try StateStore(path: config.stateDatabasePath, sinks: sinks, sync: config.journalSync, checkpointer: dispatcher.checkpointer)
+        store = try StateStore(path: config.stateDatabasePath, sinks: sinks, sync: config.journalSync)
         gauge.set(try store.queue.pendingCounts())
         try store.measureJournal()
         journalLimit = config.journalMaxSize

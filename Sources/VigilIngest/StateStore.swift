@@ -24,11 +24,8 @@ final class StateStore {
 
     /// Opens the state database (`StateSchema.open`: a new file, or one of
     /// vigil's at a schema this build knows, migrated; anything else is refused, untouched).
-    /// `checkpointer`: copies the write-ahead log back instead of this
-    /// store's commits (the daemon's; without one, SQLite's default).
-    init(path: String, sinks: [EventQueue.SinkRoute], sync: VigilConfig.JournalSync = .full, checkpointer: WALCheckpointer? = nil) throws {
+    init(path: String, sinks: [EventQueue.SinkRoute], sync: VigilConfig.JournalSync = .full) throws {
         db = try StateSchema.open(path: path, sync: sync == .full ? .full : .normal)
-        checkpointer?.serve(db)
         queue = try EventQueue(db: db)
         insertJournal = MultiRowInsert(
             db: db, head: "INSERT INTO journal(received_at, kind, mid, topic, payload, judged_at) VALUES",

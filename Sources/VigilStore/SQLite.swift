@@ -26,8 +26,6 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 public final class Database {
     let handle: OpaquePointer
     public let path: String
-    /// The checkpointer this connection's WAL hook calls (`WALCheckpointer.serve`), kept alive with it.
-    var walHookOwner: AnyObject?
 
     /// How a commit reaches the disk (SQLite's `synchronous` in WAL mode).
     public enum Sync: String, Sendable {
