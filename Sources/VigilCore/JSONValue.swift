@@ -151,7 +151,8 @@ extension String {
 
     /// Whether the string is stored inside its two words as ASCII (up to 15
     /// bytes): the top nibble of the second word is then 0xE (immortal,
-    /// small, ASCII).
+    /// small, ASCII) in the layout of the 64-bit Linux targets vigil builds
+    /// for (x86_64, arm64; not a target whose pointers carry tags).
     @inline(__always)
     var isSmallASCII: Bool { unsafeBitCast(self, to: (UInt64, UInt64).self).1 >> 60 == 0xE }
 
