@@ -26,8 +26,9 @@ public struct ReadingDecoder: TopicStrings, Sendable {
         self.registry = registry
         self.unknownChannels = unknownChannels
         self.limits = limits
-        routes = TopicTable(slots: TopicInterner.slots(forChannels: registry.count))
-        byIdentity = Array(repeating: -1, count: TopicInterner.slots(forChannels: registry.count) / 2)
+        let slots = TopicInterner.slots(forChannels: registry.count)
+        routes = TopicTable(slots: slots)
+        byIdentity = Array(repeating: -1, count: slots / 2)
         var feeds = Set<String>()
         for s in subscriptions { if case .literal(let f) = s.feed { feeds.insert(f) } }
         self.knownFeeds = feeds

@@ -3,11 +3,12 @@ import Testing
 import VigilCore
 @testable import VigilIngest
 
-@Suite struct JournalReaderTests {
-    func message(_ n: Int, at t: Millis) -> JournalEntry {
-        JournalEntry(receivedAt: t, kind: .message, mid: Int32(n), topic: "t/\(n)", payload: Array("{\"n\":\(n)}".utf8))
-    }
+/// A journal row of message `n` (topic `t/n`, payload `{"n":n}`) received at `t`.
+func message(_ n: Int, at t: Millis) -> JournalEntry {
+    JournalEntry(receivedAt: t, kind: .message, mid: Int32(n), topic: "t/\(n)", payload: Array("{\"n\":\(n)}".utf8))
+}
 
+@Suite struct JournalReaderTests {
     /// Short read transactions that together are the journal as it was at the
     /// start: rows appended while it is read are not part of it.
     @Test func theJournalIsReadInChunksAsItWasAtTheStart() throws {
@@ -34,10 +35,6 @@ import VigilCore
 }
 
 @Suite struct JournalTrimTests {
-    func message(_ n: Int, at t: Millis) -> JournalEntry {
-        JournalEntry(receivedAt: t, kind: .message, mid: Int32(n), topic: "t/\(n)", payload: Array("{\"n\":\(n)}".utf8))
-    }
-
     /// The rows past retention are found by their time, never by reading the
     /// journal row by row (a full journal within retention took most of a
     /// second every minute); they go oldest first, only behind the checkpoint.
