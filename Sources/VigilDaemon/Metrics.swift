@@ -151,6 +151,9 @@ public final class Metrics: IngestMetrics {
             [("", intakeHalted ? 1 : 0)])
         family("vigil_intake_halts_total", "counter", "Times intake stopped because a state commit failed.", [("", Double(v.intakeHalts))])
         family(
+            "vigil_wal_checkpoints_total", "counter", "Checkpoints of the state database's write-ahead log the daemon's connections ran.",
+            [("", Double(Database.checkpointsRun.load(ordering: .relaxed)))])
+        family(
             "vigil_open_incidents_by_severity", "gauge", "Incidents open now, by severity.",
             Severity.allCases.reversed().map { (label([("severity", $0.name)]), Double(snap.openBySeverity[$0.name] ?? 0)) })
         family(

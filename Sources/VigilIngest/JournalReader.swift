@@ -75,7 +75,11 @@ public struct JournalEntry: Sendable {
 /// at the start; and no read transaction lasts long enough to hold back the
 /// daemon's WAL checkpoints (one held for a whole backtest of a full journal
 /// made the daemon copy the WAL it had kept back in the one commit after it:
-/// half a second and more, measured). Constant memory.
+/// half a second and more, measured). A chunk's rows are copied out and the
+/// read transaction ends before any of them is handed on: the caller's work
+/// on them (a backtest's two evaluations, in the idle scheduling class,
+/// preempted by anything else on the host) never lengthens the time the WAL
+/// is held. Memory: one chunk of rows at a time.
 public struct JournalReader {
     public let path: String
     public var chunk = 20_000
@@ -94,14 +98,15 @@ public struct JournalReader {
             "SELECT seq, received_at, \(marks ? "kind" : "0"), mid, topic, payload, \(marks ? "judged_at" : "NULL") FROM journal"
                 + " WHERE seq > ? AND seq <= ? AND received_at >= ? AND received_at < ? ORDER BY seq LIMIT ?")
         var after: Int64 = 0
+        var entries: [JournalEntry] = []
+        entries.reserveCapacity(chunk)
         while after < last {
-            var read = 0
+            entries.removeAll(keepingCapacity: true)
             try db.execute("BEGIN")
             do {
                 try rows.query([.int(after), .int(last), .int(since ?? .min), .int(until ?? .max), .int(Int64(chunk))]) { r in
                     after = r.int(0)
-                    read += 1
-                    try each(
+                    entries.append(
                         JournalEntry(
                             receivedAt: r.int(1), kind: JournalEntry.Kind(rawValue: r.int(2)) ?? .message,
                             mid: Int32(truncatingIfNeeded: r.int(3)), topic: r.text(4), payload: r.blob(5),
@@ -112,7 +117,8 @@ public struct JournalReader {
                 throw error
             }
             try db.execute("COMMIT")
-            if read < chunk { break }
+            for e in entries { try each(e) }
+            if entries.count < chunk { break }
         }
     }
 }

@@ -1,4 +1,9 @@
 import CSQLite
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An SQLite error: what failed, with the library's own message.
 public struct SQLiteError: Error, Sendable, CustomStringConvertible {
@@ -26,6 +31,8 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 public final class Database {
     let handle: OpaquePointer
     public let path: String
+    /// The WAL's size at this connection's last checkpoint (see `walHook`).
+    let pacer = CheckpointPacer()
 
     /// How a commit reaches the disk (SQLite's `synchronous` in WAL mode).
     public enum Sync: String, Sendable {
@@ -48,7 +55,7 @@ public final class Database {
         }
         handle = db
         self.path = path
-        sqlite3_busy_timeout(db, 5000)
+        sqlite3_busy_handler(db, Database.busyHandler, nil)
         sqlite3_extended_result_codes(db, 1)
         if !readOnly, let sync { try configure(sync: sync) }
     }
@@ -65,6 +72,35 @@ public final class Database {
         // would be written again (zeroed), so trimming the journal would cost
         // as much WAL as the rows it frees — on a full disk, space it does not have.
         try execute("PRAGMA secure_delete=FAST")
+        sqlite3_wal_hook(handle, Database.walHook, Unmanaged.passUnretained(pacer).toOpaque())
+    }
+
+    /// WAL frames between two checkpoints of a connection (SQLite's default: 1,000).
+    public static let checkpointFrames: Int32 = 1000
+
+    /// Checkpoints the connections of this process ran (`vigil_wal_checkpoints_total`).
+    public static let checkpointsRun = Atomic<Int>(0)
+
+    /// After a commit: a passive checkpoint once the WAL has grown by
+    /// `checkpointFrames` since this connection's last one. SQLite's own hook
+    /// checkpoints after every commit while the WAL holds 1,000 frames or
+    /// more — and while a reader (a backtest, an export) keeps the WAL from
+    /// starting over, that is every commit: a copy and two fsyncs each time,
+    /// on the ingestion thread among others. Here a checkpoint the readers cut
+    /// short is tried again 1,000 frames later; one that copied everything
+    /// lets the next writer start the WAL over, and the count starts again.
+    static let walHook: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32 = {
+        context, db, name, frames in
+        guard let context else { return SQLITE_OK }
+        let pacer = Unmanaged<CheckpointPacer>.fromOpaque(context).takeUnretainedValue()
+        pacer.frames = frames
+        if frames < pacer.lastFrames { pacer.lastFrames = 0 }  // the WAL started over
+        guard frames >= pacer.lastFrames + Database.checkpointFrames else { return SQLITE_OK }
+        pacer.lastFrames = frames
+        pacer.checkpoints += 1
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+        Database.checkpointsRun.add(1, ordering: .relaxed)
+        return SQLITE_OK
     }
 
     /// Copies the WAL into the database and truncates it to nothing (after a
@@ -77,6 +113,19 @@ public final class Database {
 
     /// Tries of the busy handler: 20 of 0.1 ms, then 1 ms each — 5 s in all.
     static let busyTries: Int32 = 20 + 4_998
+
+    /// Waits for another connection's write lock in short steps. SQLite's own
+    /// timeout handler sleeps 1, 2, 5, 10, … and then 100 ms between tries, so
+    /// a writer that lost the lock a few times to the ingestion thread's
+    /// back-to-back commits slept up to 100 ms after the lock was free again
+    /// (BEGINs waiting 80 ms to 1.4 s were measured beside a backtest, each
+    /// for a lock held a few milliseconds). Polling every 0.1 ms, then every
+    /// millisecond, a waiter takes the lock within a millisecond of its release.
+    static let busyHandler: @convention(c) (UnsafeMutableRawPointer?, Int32) -> Int32 = { _, tries in
+        guard tries < Database.busyTries else { return 0 }
+        usleep(tries < 20 ? 100 : 1000)
+        return 1
+    }
 
     public static var libraryVersion: String { String(cString: sqlite3_libversion()) }
 
@@ -288,4 +337,15 @@ public final class MultiRowInsert {
         statements[rows] = s
         return s
     }
+}
+
+/// A connection's checkpoint bookkeeping, reached from SQLite's WAL hook. It
+/// is touched only inside that connection's commits, on the thread using it.
+final class CheckpointPacer {
+    /// The WAL's frames after this connection's last commit.
+    var frames: Int32 = 0
+    /// The WAL's frames at this connection's last checkpoint.
+    var lastFrames: Int32 = 0
+    /// Checkpoints this connection ran.
+    var checkpoints = 0
 }

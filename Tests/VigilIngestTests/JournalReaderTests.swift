@@ -32,6 +32,27 @@ func message(_ n: Int, at t: Millis) -> JournalEntry {
         // In journal order, the row appended during the first read included now.
         #expect(window == ["t/4", "t/5", "t/6", "t/7", "t/99"])
     }
+
+    /// The reader's work on a row happens after its chunk's read transaction
+    /// ended: the daemon's checkpoint meanwhile copies everything, its own
+    /// latest commit included (a reader inside a transaction would hold back
+    /// the frames committed after its snapshot).
+    @Test func rowsAreHandedOnOutsideTheReadTransaction() throws {
+        let dir = NSTemporaryDirectory() + "vigil-journal-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try StateStore(path: dir + "/vigil.db", sinks: [], sync: .normal)
+        _ = try store.commit(journal: (0..<6).map { message($0, at: 1000 + Millis($0)) }, events: [], deadLetters: [], checkpoint: nil, now: 2000)
+        var reader = JournalReader(stateDatabase: dir + "/vigil.db")
+        reader.chunk = 4
+        var checkpoints: [(log: Int64, copied: Int64)] = []
+        try reader.forEach(since: nil) { e in
+            _ = try store.commit(journal: [message(100 + Int(e.mid), at: 3000)], events: [], deadLetters: [], checkpoint: nil, now: 3000)
+            try store.db.prepare("PRAGMA wal_checkpoint(PASSIVE)").query([]) { checkpoints.append(($0.int(1), $0.int(2))) }
+        }
+        #expect(checkpoints.count == 6)
+        for c in checkpoints { #expect(c.log > 0 && c.copied == c.log, "\(c.copied) of \(c.log) WAL frames copied") }
+    }
 }
 
 @Suite struct JournalTrimTests {
