@@ -79,10 +79,12 @@ public struct JournalEntry: Sendable {
 /// read transaction ends before any of them is handed on: the caller's work
 /// on them (a backtest's two evaluations, in the idle scheduling class,
 /// preempted by anything else on the host) never lengthens the time the WAL
-/// is held. Memory: one chunk of rows at a time.
+/// is held, and chunks are small so that copying one is quick even for a
+/// reader the scheduler keeps waiting. Memory: one chunk of rows at a time,
+/// whatever the journal's size.
 public struct JournalReader {
     public let path: String
-    public var chunk = 20_000
+    public var chunk = 5_000
 
     public init(stateDatabase path: String) { self.path = path }
 

@@ -86,22 +86,30 @@ public final class Database {
     /// checkpoints after every commit while the WAL holds 1,000 frames or
     /// more — and while a reader (a backtest, an export) keeps the WAL from
     /// starting over, that is every commit: a copy and two fsyncs each time,
-    /// on the ingestion thread among others. Here a checkpoint the readers cut
-    /// short is tried again 1,000 frames later; one that copied everything
-    /// lets the next writer start the WAL over, and the count starts again.
+    /// on the ingestion thread among others. Here a checkpoint that copied
+    /// everything lets the next writer start the WAL over, and the count
+    /// starts again; one the readers cut short, or that found another
+    /// connection checkpointing, is tried again `retryFrames` later.
     static let walHook: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32 = {
         context, db, name, frames in
         guard let context else { return SQLITE_OK }
         let pacer = Unmanaged<CheckpointPacer>.fromOpaque(context).takeUnretainedValue()
+        if frames < pacer.frames { pacer.nextAt = min(pacer.nextAt, Database.checkpointFrames) }  // the WAL started over
         pacer.frames = frames
-        if frames < pacer.lastFrames { pacer.lastFrames = 0 }  // the WAL started over
-        guard frames >= pacer.lastFrames + Database.checkpointFrames else { return SQLITE_OK }
-        pacer.lastFrames = frames
-        pacer.checkpoints += 1
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-        Database.checkpointsRun.add(1, ordering: .relaxed)
+        guard frames >= pacer.nextAt else { return SQLITE_OK }
+        var log: Int32 = 0, copied: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
+        let complete = rc == SQLITE_OK && copied >= log
+        pacer.nextAt = frames + (complete ? Database.checkpointFrames : Database.retryFrames)
+        if rc == SQLITE_OK {
+            pacer.checkpoints += 1
+            Database.checkpointsRun.add(1, ordering: .relaxed)
+        }
         return SQLITE_OK
     }
+
+    /// WAL frames after a checkpoint that could not copy everything, before the next try.
+    public static let retryFrames: Int32 = 250
 
     /// Copies the WAL into the database and truncates it to nothing (after a
     /// full disk: vigil's own files must not fill it again).
@@ -344,8 +352,8 @@ public final class MultiRowInsert {
 final class CheckpointPacer {
     /// The WAL's frames after this connection's last commit.
     var frames: Int32 = 0
-    /// The WAL's frames at this connection's last checkpoint.
-    var lastFrames: Int32 = 0
-    /// Checkpoints this connection ran.
+    /// The WAL's frames at which this connection checkpoints next.
+    var nextAt = Database.checkpointFrames
+    /// Checkpoints this connection ran (each copied what the readers allowed).
     var checkpoints = 0
 }

@@ -36,8 +36,9 @@ struct BacktestCommand: AsyncParsableCommand {
         // from it at once (at nice 10 a woken thread may still wait out part of the
         // backtest's time slice). The backtest gets whatever CPU the host leaves, which
         // on an idle core is all of it. The SQLite side never blocks the daemon either
-        // (short read transactions: see JournalReader). The whole backtest runs on this
-        // thread.
+        // (short read transactions: see JournalReader). The class is this thread's: the
+        // whole backtest runs on it, so nothing below may suspend (an `await` could move
+        // the work to another thread of the pool and leave this one in the idle class).
         BacktestCommand.yieldToTheDaemon()
         let (loaded, diags) = Setup.load(configPath: options.config)
         guard let setup = loaded else {

@@ -15,7 +15,7 @@ struct Journal: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write the journal as recorded messages, replayable as it is.",
             discussion:
-                "Messages, broker marks and acknowledgements, one JSON object a line (the format vigil replay reads). Streams in constant memory: the journal as it is at the start, read in short transactions."
+                "Messages, broker marks and acknowledgements, one JSON object a line (the format vigil replay reads). Streams in the memory of one chunk of rows, whatever the journal's size: the journal as it is at the start, read in short transactions."
         )
 
         @OptionGroup var options: ConfigOptions
