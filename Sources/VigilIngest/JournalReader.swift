@@ -84,7 +84,7 @@ public struct JournalEntry: Sendable {
 /// whatever the journal's size.
 public struct JournalReader {
     public let path: String
-    public var chunk = 5_000
+    public var chunk = 20_000
 
     public init(stateDatabase path: String) { self.path = path }
 

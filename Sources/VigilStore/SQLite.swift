@@ -109,7 +109,7 @@ public final class Database {
     }
 
     /// WAL frames after a checkpoint that could not copy everything, before the next try.
-    public static let retryFrames: Int32 = 250
+    public static let retryFrames: Int32 = 1000
 
     /// Copies the WAL into the database and truncates it to nothing (after a
     /// full disk: vigil's own files must not fill it again).

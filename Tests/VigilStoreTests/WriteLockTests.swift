@@ -79,7 +79,7 @@ import VigilTestSupport
     }
 
     /// While a reader keeps the WAL from starting over, a connection's
-    /// commits checkpoint once per 250 new frames, not after each commit
+    /// commits checkpoint once per 1,000 new frames, not after each commit
     /// (SQLite's own hook would run about 2,000 checkpoints here); once the
     /// reader is gone, a checkpoint copies everything and the WAL starts over.
     @Test func aReaderHoldingTheWALDoesNotMakeEveryCommitCheckpoint() throws {
@@ -94,7 +94,7 @@ import VigilTestSupport
         let insert = try writer.prepare("INSERT INTO t VALUES(zeroblob(100))")
         for _ in 0..<3000 { try insert.run() }
         #expect(writer.pacer.frames >= 3000, "every commit added a frame the reader kept")
-        // Tried at 1,000 frames, then every 250 (SQLite's own hook: after each of some 2,000 commits).
+        // Tried at 1,000 frames, then every 1,000 (SQLite's own hook: after each of some 2,000 commits).
         #expect((2...10).contains(writer.pacer.checkpoints), "\(writer.pacer.checkpoints) checkpoints")
         try reader.execute("COMMIT")
         var started = false
