@@ -6,14 +6,19 @@ import VigilTestSupport
 
 /// Two connections to one file wait for each other's write lock as the
 /// daemon's do (ingestion and each sink's queue connection).
-@Suite struct WriteLockTests {
+@Suite final class WriteLockTests {
+    /// Each test's own folder, removed when the test is done.
+    let dir: String
+    var path: String { dir + "/vigil.db" }
+
+    init() throws { dir = try makeWorkDir() }
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
     /// A writer that finds the lock taken gets it soon after it is freed, not
     /// at the next step of a growing back-off: SQLite's own timeout handler
     /// would try again 88 ms after a lock held for 240 ms was released.
     @Test func aWaitingWriterTakesTheLockSoonAfterItIsFreed() throws {
-        let dir = try makeWorkDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/vigil.db"
+        let path = self.path
         let setup = try Database(path: path, sync: .normal)
         try setup.execute("CREATE TABLE t(x INTEGER)")
         let waiter = try Database(path: path, sync: .normal)
@@ -60,9 +65,7 @@ import VigilTestSupport
     /// A lock that is never freed ends in a busy error after the handler's
     /// tries (5 s), not in a wait without end.
     @Test func aLockNeverFreedEndsInABusyError() throws {
-        let dir = try makeWorkDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/vigil.db"
+        let path = self.path
         let holder = try Database(path: path, sync: .normal)
         try holder.execute("CREATE TABLE t(x INTEGER)")
         try holder.execute("BEGIN IMMEDIATE")
@@ -83,9 +86,7 @@ import VigilTestSupport
     /// (SQLite's own hook would run about 2,000 checkpoints here); once the
     /// reader is gone, a checkpoint copies everything and the WAL starts over.
     @Test func aReaderHoldingTheWALDoesNotMakeEveryCommitCheckpoint() throws {
-        let dir = try makeWorkDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/vigil.db"
+        let path = self.path
         let writer = try Database(path: path, sync: .normal)
         try writer.execute("CREATE TABLE t(x BLOB)")
         let reader = try Database(path: path, readOnly: true)
