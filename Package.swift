@@ -43,7 +43,7 @@ let package = Package(
         // Configuration files: YAML with positions → typed configuration, checked at load.
         .target(name: "VigilConfig", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")]),
         // Rule files → compiled rules, the engine (a pure state machine over readings and
-        // time), and what runs it offline: replay, rule tests, backtests.
+        // time), and what runs it offline: replay and rule tests.
         .target(
             name: "VigilRules",
             dependencies: [
@@ -64,7 +64,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
-        // The ingestion stage: the loop, the journal, the redelivery filter, recovery.
+        // The ingestion stage: the loop, the journal (and what reads it: export, backtests),
+        // the redelivery filter, recovery.
         .target(
             name: "VigilIngest",
             dependencies: [
@@ -109,12 +110,12 @@ let package = Package(
             dependencies: [
                 "VigilCore", "VigilStore", "VigilMQTT", .product(name: "Crypto", package: "swift-crypto"),
             ]),
-        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
-        .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilConfig", "VigilIngest"]),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"]),
+        .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilCore", "VigilConfig", "VigilIngest", "VigilTestSupport"]),
         .testTarget(name: "VigilMQTTTests", dependencies: ["VigilMQTT", "VigilCore", "VigilTestSupport"]),
         .testTarget(name: "VigilStoreTests", dependencies: ["VigilStore", "VigilCore", "VigilTestSupport"]),
-        .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore"]),
-        .testTarget(name: "VigilIngestTests", dependencies: ["VigilIngest", "VigilCore"]),
+        .testTarget(name: "VigilDispatchTests", dependencies: ["VigilDispatch", "VigilStore", "VigilCore", "VigilTestSupport"]),
+        .testTarget(name: "VigilIngestTests", dependencies: ["VigilIngest", "VigilCore", "VigilTestSupport"]),
         .testTarget(
             name: "VigilDaemonTests",
             dependencies: ["VigilDaemon", "VigilIngest", "VigilDispatch", "VigilCore", .product(name: "Logging", package: "swift-log")]),
@@ -124,7 +125,8 @@ let package = Package(
                 "VigilDaemon", "VigilConfig", "VigilIngest", "VigilMQTT", "VigilCore", "VigilStore", "VigilSimulate", "VigilTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
-        .testTarget(name: "VigilSimulateTests", dependencies: ["VigilSimulate", "VigilRules", "VigilCore", "VigilConfig", "VigilIngest"]),
+        .testTarget(
+            name: "VigilSimulateTests", dependencies: ["VigilSimulate", "VigilRules", "VigilCore", "VigilConfig", "VigilIngest", "VigilTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -61,3 +61,14 @@ vigil_config() {
       -e "s#path: /var/lib/vigil/incidents.jsonl#path: $state/incidents.jsonl#" \
       "${extra[@]}" "$root/config/vigil.yaml"
 }
+
+# Fails when the binary $1 defines a libc function of its own (vigil never
+# interposes on libc: read, write, recv, send), in its static or dynamic symbols.
+vigil_check_no_libc_symbols() {
+  local bin=$1
+  if { nm --defined-only "$bin" 2>/dev/null; nm -D --defined-only "$bin" 2>/dev/null; } |
+    awk '$3 == "read" || $3 == "write" || $3 == "recv" || $3 == "send" { found = 1 } END { exit !found }'; then
+    echo "$bin defines a libc function of its own" >&2
+    return 1
+  fi
+}

@@ -30,8 +30,11 @@ public struct Daemon {
         let config = setup.config
         let lock = try StateDirectoryLock(config.stateDirectory)
         defer { lock.release() }
-        // The state database must be vigil's (or new) before anything opens it.
-        _ = try StateSchema.open(path: config.stateDatabasePath, sync: config.journalSync == .full ? .full : .normal)
+        // The state database must be vigil's (or new) before anything opens it. Opening it
+        // may migrate a large file: that runs on a lane of its own, off the cooperative pool.
+        let statePath = config.stateDatabasePath
+        let sync: Database.Sync = config.journalSync == .full ? .full : .normal
+        try await BlockingLane(label: "vigil.state.open").run { _ = try StateSchema.open(path: statePath, sync: sync) }
         if config.journalSync == .normal {
             logger.warning(
                 "journal.sync is normal: a power cut can lose readings the broker was told were received",

@@ -3,6 +3,7 @@ import Testing
 import VigilCore
 import VigilStore
 @testable import VigilDispatch
+import VigilTestSupport
 
 func event(_ id: String, incident: String, _ type: IncidentEventType = .opened, severity: Severity = .major, route: String = "fire_safety") -> IncidentEvent {
     IncidentEvent(
@@ -12,8 +13,7 @@ func event(_ id: String, incident: String, _ type: IncidentEventType = .opened, 
 }
 
 func scratchDatabase() throws -> (Database, String) {
-    let dir = NSTemporaryDirectory() + "vigil-q-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let dir = try makeWorkDir()
     return (try Database(path: dir + "/vigil.db"), dir)
 }
 

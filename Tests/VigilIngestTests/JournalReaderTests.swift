@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VigilCore
 @testable import VigilIngest
+import VigilTestSupport
 
 /// A journal row of message `n` (topic `t/n`, payload `{"n":n}`) received at `t`.
 func message(_ n: Int, at t: Millis) -> JournalEntry {
@@ -10,8 +11,7 @@ func message(_ n: Int, at t: Millis) -> JournalEntry {
 
 /// A state store in a folder of its own, removed after `body`; the database's path beside it.
 func withJournalStore(_ body: (StateStore, String) throws -> Void) throws {
-    let dir = NSTemporaryDirectory() + "vigil-journal-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let dir = try makeWorkDir()
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let path = dir + "/vigil.db"
     try body(try StateStore(path: path, sinks: [], sync: .normal), path)

@@ -3,13 +3,13 @@ import VigilConfig
 import VigilCore
 import VigilIngest
 @testable import VigilRules
+import VigilTestSupport
 
 /// A scratch folder removed when the test ends.
 final class TempDir {
     let path: String
     init() {
-        path = NSTemporaryDirectory() + "vigil-test-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        path = try! makeWorkDir()
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
 

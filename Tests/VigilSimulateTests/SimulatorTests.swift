@@ -5,6 +5,7 @@ import VigilCore
 import VigilIngest
 import VigilRules
 @testable import VigilSimulate
+import VigilTestSupport
 
 let repoRoot = #filePath.replacingOccurrences(of: "/Tests/VigilSimulateTests/SimulatorTests.swift", with: "")
 
@@ -36,9 +37,10 @@ func simulate(
 
 /// Replays recorded lines through the shipped configuration and rules.
 func replayShipped(_ lines: [String], until: String = "1s", config: String = repoRoot + "/config/vigil.yaml") throws -> ([IncidentEvent], Replayer.Stats) {
-    let path = NSTemporaryDirectory() + "vigil-sim-\(UUID().uuidString).jsonl"
+    let dir = try makeWorkDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let path = dir + "/recorded.jsonl"
     try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: false, encoding: .utf8)
-    defer { unlink(path) }
     let (setup, diags) = Setup.load(configPath: config)
     #expect(diags.isEmpty, "\(diags)")
     var replayer = Replayer(setup: try #require(setup))
