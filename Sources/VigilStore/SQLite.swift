@@ -62,18 +62,29 @@ public final class Database {
 
     /// WAL mode and the sync level. With WAL, NORMAL syncs at checkpoints: a
     /// commit survives a process crash (SIGKILL); FULL syncs the WAL at every
-    /// commit, so a commit also survives power loss. The WAL file is cut back
-    /// to 8 MiB after each checkpoint, so a burst does not keep its disk space.
+    /// commit, so a commit also survives power loss. A WAL that outgrew
+    /// `walSizeLimit` is cut back to it when it starts over.
     public func configure(sync: Sync) throws(SQLiteError) {
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=\(sync == .full ? "FULL" : "NORMAL")")
-        try execute("PRAGMA journal_size_limit=8388608")
+        try execute("PRAGMA journal_size_limit=\(Database.walSizeLimit)")
         // Debian builds SQLite with secure_delete on: every deleted row's page
         // would be written again (zeroed), so trimming the journal would cost
         // as much WAL as the rows it frees — on a full disk, space it does not have.
         try execute("PRAGMA secure_delete=FAST")
         sqlite3_wal_hook(handle, Database.walHook, Unmanaged.passUnretained(pacer).toOpaque())
     }
+
+    /// The WAL's size kept when it starts over (SQLite's `journal_size_limit`).
+    /// Between checkpoints the WAL holds some 4 MiB; while a backtest or an
+    /// export reads, it grows to 10–20 MiB. Cutting it back after each such
+    /// growth would free blocks that the next commits allocate again, and on a
+    /// file system mounted with `discard` each cut sends the disk a TRIM that
+    /// the committing thread waits for, inside the commit (at an 8 MiB limit:
+    /// one every few seconds while backtests run). Below this limit the
+    /// WAL's blocks are written over instead; above it, a burst gives back
+    /// what it took.
+    public static let walSizeLimit = 64 << 20
 
     /// WAL frames between two checkpoints of a connection (SQLite's default: 1,000).
     public static let checkpointFrames: Int32 = 1000

@@ -106,4 +106,32 @@ import VigilTestSupport
         #expect(started, "the WAL started over (\(writer.pacer.frames) frames)")
         #expect(try writer.prepare("SELECT count(*) FROM t").scalarInt() ?? 0 > 3000)
     }
+
+    /// A WAL that a reader made grow is written over when it starts again, not
+    /// cut back: a cut frees blocks the next commits allocate again (and, on a
+    /// file system mounted with `discard`, waits for the disk's TRIM inside the
+    /// commit). With a limit of 8 MiB this WAL would be cut to 8 MiB.
+    @Test func aWALThatGrewIsWrittenOverNotCutBack() throws {
+        let path = self.path
+        let writer = try Database(path: path, sync: .normal)
+        try writer.execute("CREATE TABLE t(x BLOB)")
+        let reader = try Database(path: path, readOnly: true)
+        try reader.execute("BEGIN")
+        #expect(try reader.prepare("SELECT count(*) FROM t").scalarInt() == 0)
+        let insert = try writer.prepare("INSERT INTO t VALUES(zeroblob(3000))")
+        for _ in 0..<2000 { try insert.run() }
+        func walSize() throws -> Int { (try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0 }
+        let grown = try walSize()
+        #expect(grown > 12 << 20, "the reader kept the WAL from starting over (\(grown) bytes)")
+        #expect(grown < Database.walSizeLimit)
+        try reader.execute("COMMIT")
+        var started = false
+        for _ in 0..<3000 where !started {
+            try insert.run()
+            started = writer.pacer.frames < 10
+        }
+        #expect(started, "the WAL started over (\(writer.pacer.frames) frames)")
+        let after = try walSize()
+        #expect(after >= grown, "the WAL kept its size (\(after) of \(grown) bytes)")
+    }
 }
