@@ -4,13 +4,15 @@
 4 MiB file (its blocks written over, as vigil's WAL is), with a gap between
 syncs; prints the latency's percentiles and the count of slow syncs.
 
-  python3 scripts/fsprobe.py SECONDS GAP_MS [FILE]     (default file: /tmp/vigil-fsprobe.bin)
+  python3 scripts/fsprobe.py SECONDS GAP_MS FILE
+FILE: a scratch file on the disk to measure (the state directory's, say; not
+on a tmpfs, where fdatasync does nothing); it is removed afterwards.
 """
 import os, sys, time
 
 dur = float(sys.argv[1])
 gap = float(sys.argv[2]) / 1000
-path = sys.argv[3] if len(sys.argv) > 3 else "/tmp/vigil-fsprobe.bin"
+path = sys.argv[3]
 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
 os.pwrite(fd, b"\0" * (4 << 20), 0)
 os.fsync(fd)

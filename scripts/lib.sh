@@ -1,4 +1,5 @@
-# Shared by scripts/demo, scripts/test and .ci/run.
+# Shared by scripts/demo, scripts/test, scripts/package, scripts/soak, scripts/bench,
+# scripts/bench-desk, scripts/profile and .ci/run.
 
 # Installs the Debian packages vigil needs, when any is missing.
 vigil_install_deps() {
@@ -65,9 +66,12 @@ vigil_config() {
 # Fails when the binary $1 defines a libc function of its own (vigil never
 # interposes on libc: read, write, recv, send), in its static or dynamic symbols.
 vigil_check_no_libc_symbols() {
-  local bin=$1
-  if { nm --defined-only "$bin" 2>/dev/null; nm -D --defined-only "$bin" 2>/dev/null; } |
-    awk '$3 == "read" || $3 == "write" || $3 == "recv" || $3 == "send" { found = 1 } END { exit !found }'; then
+  local bin=$1 syms
+  command -v nm >/dev/null || { echo "checking $bin for libc symbols needs nm (binutils)" >&2; return 1; }
+  [ -f "$bin" ] || { echo "no binary at $bin to check for libc symbols" >&2; return 1; }
+  syms=$(nm --defined-only "$bin") || return 1
+  syms+=$'\n'$(nm -D --defined-only "$bin") || return 1
+  if awk '$3 == "read" || $3 == "write" || $3 == "recv" || $3 == "send" { found = 1 } END { exit !found }' <<<"$syms"; then
     echo "$bin defines a libc function of its own" >&2
     return 1
   fi

@@ -1,3 +1,3 @@
-// libmosquitto's public header, reached only by VigilMQTT's MosquittoClient.
+// libmosquitto's public header, reached only by VigilMQTT.
 #include <mosquitto.h>
 #include <mqtt_protocol.h>

@@ -169,14 +169,3 @@ public final class MultiRowInsert {
         return s
     }
 }
-
-/// A connection's checkpoint bookkeeping, reached from SQLite's WAL hook. It
-/// is touched only inside that connection's commits, on the thread using it.
-final class CheckpointPacer {
-    /// The WAL's frames after this connection's last commit.
-    var frames: Int32 = 0
-    /// The WAL's frames at which this connection checkpoints next.
-    var nextAt = Database.checkpointFrames
-    /// Checkpoints this connection ran (each copied what the readers allowed).
-    var checkpoints = 0
-}

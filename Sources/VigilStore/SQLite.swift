@@ -80,8 +80,8 @@ public final class Database {
     /// export reads, it grows to 10–20 MiB. Cutting it back after each such
     /// growth would free blocks that the next commits allocate again, and on a
     /// file system mounted with `discard` each cut sends the disk a TRIM that
-    /// the committing thread waits for, inside the commit (at an 8 MiB limit:
-    /// one every few seconds while backtests run). Below this limit the
+    /// the committing thread waits for, inside the commit (with a limit below
+    /// that growth: one every few seconds while backtests run). Below this limit the
     /// WAL's blocks are written over instead; above it, a burst gives back
     /// what it took.
     public static let walSizeLimit = 64 << 20
@@ -186,4 +186,15 @@ public final class Database {
 
     public var changes: Int { Int(sqlite3_changes(handle)) }
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+}
+
+/// A connection's checkpoint bookkeeping, reached from SQLite's WAL hook. It
+/// is touched only inside that connection's commits, on the thread using it.
+final class CheckpointPacer {
+    /// The WAL's frames after this connection's last commit.
+    var frames: Int32 = 0
+    /// The WAL's frames at which this connection checkpoints next.
+    var nextAt = Database.checkpointFrames
+    /// Checkpoints this connection ran (each copied what the readers allowed).
+    var checkpoints = 0
 }

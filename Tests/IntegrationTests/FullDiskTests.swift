@@ -86,7 +86,7 @@ import VigilTestSupport
 
     /// A state directory on a 24 MB tmpfs; one rule that opens an incident for every alarm (every 100th message).
     /// The space it needs once freed: a 2 KB heartbeat fills a 4 KB page of the journal on its own, so the
-    /// 3,000 messages make a 12 MB database, and the WAL holds up to `journal_size_limit` (8 MB) beside it.
+    /// 3,000 messages make a 12 MB database, and the WAL beside it holds about 4 MB (1,000 frames between checkpoints).
     func setUp(_ broker: TestBroker) throws -> (dir: String, state: String, config: String, port: Int, prefix: String) {
         let dir = try makeWorkDir()
         let state = dir + "/state"

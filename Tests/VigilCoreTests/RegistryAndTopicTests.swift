@@ -192,9 +192,6 @@ import VigilTestSupport
     }
 }
 
-/// The caches of topics (`TopicInterner`, the decoder's recent routes) take a
-/// slot from a topic's hash: a district's topics, which differ in a digit or
-/// two, must land in different slots, or the caches thrash.
 @Suite struct LineReaderTests {
     /// Lines in batches: every line once, in order, with its number, also
     /// across the reader's 1 MiB blocks and without a final newline.

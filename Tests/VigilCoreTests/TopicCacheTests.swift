@@ -2,6 +2,9 @@ import Foundation
 import Testing
 @testable import VigilCore
 
+/// The caches of topics (`TopicInterner`, the decoder's recent routes) take a
+/// slot from a topic's hash: a district's topics, which differ in a digit or
+/// two, must land in different slots, or the caches thrash.
 @Suite struct TopicCacheTests {
     let topics = (0..<3000).map { i in
         "district/estate/C\(String(format: "%03d", i % 200))/\(["charging_pile", "smart_gate", "fire_alarm"][i % 3])/d-\(String(format: "%04d", i))/\(["telemetry", "status", "event"][i % 3])"
