@@ -97,10 +97,12 @@ public final class Database {
     /// checkpoints after every commit while the WAL holds 1,000 frames or
     /// more — and while a reader (a backtest, an export) keeps the WAL from
     /// starting over, that is every commit: a copy and two fsyncs each time,
-    /// on the ingestion thread among others. Here a checkpoint that copied
-    /// everything lets the next writer start the WAL over, and the count
-    /// starts again; one the readers cut short, or that found another
-    /// connection checkpointing, is tried again `retryFrames` later.
+    /// on the ingestion thread among others. Here the next try comes
+    /// `checkpointFrames` later whatever this one did: one that copied
+    /// everything lets the next writer start the WAL over (and the count
+    /// starts again); one the readers cut short, or that found another
+    /// connection checkpointing, is simply tried again then. Only
+    /// checkpoints that ran are counted.
     static let walHook: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32 = {
         context, db, name, frames in
         guard let context else { return SQLITE_OK }
@@ -108,19 +110,13 @@ public final class Database {
         if frames < pacer.frames { pacer.nextAt = min(pacer.nextAt, Database.checkpointFrames) }  // the WAL started over
         pacer.frames = frames
         guard frames >= pacer.nextAt else { return SQLITE_OK }
-        var log: Int32 = 0, copied: Int32 = 0
-        let rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
-        let complete = rc == SQLITE_OK && copied >= log
-        pacer.nextAt = frames + (complete ? Database.checkpointFrames : Database.retryFrames)
-        if rc == SQLITE_OK {
+        pacer.nextAt = frames + Database.checkpointFrames
+        if sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_OK {
             pacer.checkpoints += 1
             Database.checkpointsRun.add(1, ordering: .relaxed)
         }
         return SQLITE_OK
     }
-
-    /// WAL frames after a checkpoint that could not copy everything, before the next try.
-    public static let retryFrames: Int32 = 1000
 
     /// Copies the WAL into the database and truncates it to nothing (after a
     /// full disk: vigil's own files must not fill it again).

@@ -14,6 +14,27 @@ import VigilTestSupport
     init() throws { dir = try makeWorkDir() }
     deinit { try? FileManager.default.removeItem(atPath: dir) }
 
+    /// A writer on a new table `t(x BLOB)` of 4 KiB pages, and a reader in the
+    /// middle of a transaction begun before any row: it holds the WAL.
+    func writerAndAReaderHoldingTheWAL() throws -> (writer: Database, reader: Database) {
+        let writer = try Database(path: path, sync: .normal)
+        try writer.execute("PRAGMA page_size=4096")
+        try writer.execute("CREATE TABLE t(x BLOB)")
+        let reader = try Database(path: path, readOnly: true)
+        try reader.execute("BEGIN")
+        #expect(try reader.prepare("SELECT count(*) FROM t").scalarInt() == 0)
+        return (writer, reader)
+    }
+
+    /// Runs `insert` until the writer's WAL starts over (at most 3,000 times); whether it did.
+    func insertUntilTheWALStartsOver(_ insert: Statement, _ writer: Database) throws -> Bool {
+        for _ in 0..<3000 {
+            try insert.run()
+            if writer.pacer.frames < 10 { return true }
+        }
+        return false
+    }
+
     /// A writer that finds the lock taken gets it soon after it is freed, not
     /// at the next step of a growing back-off: SQLite's own timeout handler
     /// would try again 88 ms after a lock held for 240 ms was released.
@@ -86,24 +107,14 @@ import VigilTestSupport
     /// (SQLite's own hook would run about 2,000 checkpoints here); once the
     /// reader is gone, a checkpoint copies everything and the WAL starts over.
     @Test func aReaderHoldingTheWALDoesNotMakeEveryCommitCheckpoint() throws {
-        let path = self.path
-        let writer = try Database(path: path, sync: .normal)
-        try writer.execute("CREATE TABLE t(x BLOB)")
-        let reader = try Database(path: path, readOnly: true)
-        try reader.execute("BEGIN")
-        #expect(try reader.prepare("SELECT count(*) FROM t").scalarInt() == 0)
+        let (writer, reader) = try writerAndAReaderHoldingTheWAL()
         let insert = try writer.prepare("INSERT INTO t VALUES(zeroblob(100))")
         for _ in 0..<3000 { try insert.run() }
         #expect(writer.pacer.frames >= 3000, "every commit added a frame the reader kept")
         // Tried at 1,000 frames, then every 1,000 (SQLite's own hook: after each of some 2,000 commits).
         #expect((2...10).contains(writer.pacer.checkpoints), "\(writer.pacer.checkpoints) checkpoints")
         try reader.execute("COMMIT")
-        var started = false
-        for _ in 0..<3000 where !started {
-            try insert.run()
-            started = writer.pacer.frames < 10
-        }
-        #expect(started, "the WAL started over (\(writer.pacer.frames) frames)")
+        #expect(try insertUntilTheWALStartsOver(insert, writer), "the WAL started over (\(writer.pacer.frames) frames)")
         #expect(try writer.prepare("SELECT count(*) FROM t").scalarInt() ?? 0 > 3000)
     }
 
@@ -113,12 +124,7 @@ import VigilTestSupport
     /// commit). A limit below this WAL's size would cut it back to that limit.
     @Test func aWALThatGrewIsWrittenOverNotCutBack() throws {
         let path = self.path
-        let writer = try Database(path: path, sync: .normal)
-        try writer.execute("PRAGMA page_size=4096")  // the sizes below are of 4 KiB pages
-        try writer.execute("CREATE TABLE t(x BLOB)")
-        let reader = try Database(path: path, readOnly: true)
-        try reader.execute("BEGIN")
-        #expect(try reader.prepare("SELECT count(*) FROM t").scalarInt() == 0)
+        let (writer, reader) = try writerAndAReaderHoldingTheWAL()
         let insert = try writer.prepare("INSERT INTO t VALUES(zeroblob(3000))")
         for _ in 0..<2000 { try insert.run() }
         func walSize() throws -> Int { (try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0 }
@@ -126,12 +132,7 @@ import VigilTestSupport
         #expect(grown > 12 << 20, "the reader kept the WAL from starting over (\(grown) bytes)")
         #expect(grown < Database.walSizeLimit)
         try reader.execute("COMMIT")
-        var started = false
-        for _ in 0..<3000 where !started {
-            try insert.run()
-            started = writer.pacer.frames < 10
-        }
-        #expect(started, "the WAL started over (\(writer.pacer.frames) frames)")
+        #expect(try insertUntilTheWALStartsOver(insert, writer), "the WAL started over (\(writer.pacer.frames) frames)")
         let after = try walSize()
         #expect(after >= grown, "the WAL kept its size (\(after) of \(grown) bytes)")
     }
