@@ -20,6 +20,8 @@ public final class Metrics: IngestMetrics {
         var reloads: [String: Int] = [:]
         var shed = 0
         var intakeHalts = 0
+        /// Wall-clock time (ms) of the last commit that took a message; 0 before the first.
+        var lastMessageAt: Millis = 0
         /// State commits (journal, events, checkpoint): how long each took.
         var commitSeconds = Histogram(bounds: Histogram.latency)
         /// From a reading's device time (when it carries one) to its commit.
@@ -41,6 +43,7 @@ public final class Metrics: IngestMetrics {
             for e in events { v.incidentEvents[e.rule + "\u{0}" + e.type.rawValue, default: 0] += 1 }
             v.lagSeconds = lagSeconds
             v.suppressed += suppressed
+            if !received.isEmpty { v.lastMessageAt = Time.now() }
         }
     }
 
@@ -147,6 +150,10 @@ public final class Metrics: IngestMetrics {
         family("vigil_evaluation_lag_seconds", "gauge", "Time from reading the last batch off the socket to committing its events.", [("", v.lagSeconds)])
         family("vigil_broker_connected", "gauge", "1 while connected to the broker.", [("", connected ? 1 : 0)])
         family(
+            "vigil_last_message_received_timestamp_seconds", "gauge",
+            "When the last message from the broker was committed, in seconds since the epoch (0: none yet).",
+            [("", Double(v.lastMessageAt) / 1000)])
+        family(
             "vigil_intake_halted", "gauge", "1 while intake is stopped because the state database cannot take commits (a full disk).",
             [("", intakeHalted ? 1 : 0)])
         family("vigil_intake_halts_total", "counter", "Times intake stopped because a state commit failed.", [("", Double(v.intakeHalts))])
@@ -191,8 +198,21 @@ public final class Metrics: IngestMetrics {
         return "\(d)"
     }
 
+    /// A label value as the text format wants it: backslash, double quote
+    /// and newline escaped. Nearly every value has none of them.
     static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        guard s.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }) else { return s }
+        var out = ""
+        out.reserveCapacity(s.utf8.count + 8)
+        for c in s.unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
     }
 }
 

@@ -253,6 +253,9 @@ import VigilTestSupport
         #expect(samples["vigil_readings_evaluated_total"] == 1)
         #expect(samples["vigil_incident_events_total{rule=\"fire_alarm_active\",type=\"incident.opened\"}"] == 1)
         #expect(samples["vigil_broker_connected"] == 1)
+        // The two messages were committed moments ago, by the wall clock.
+        let last = try #require(samples["vigil_last_message_received_timestamp_seconds"])
+        #expect(abs(last - Date().timeIntervalSince1970) < 60)
         #expect(try httpGet(port: port, path: "/healthz").0 == 200)
         #expect(try httpGet(port: port, path: "/nope").0 == 404)
 

@@ -73,4 +73,25 @@ import VigilDispatch
         #expect(text.contains("vigil_deliveries_total{sink=\"log\",outcome=\"dead\"} 0"))
         #expect(text.contains("vigil_broker_connected 0"))
     }
+
+    @Test func lastMessageTimeMovesOnlyWithMessages() throws {
+        let m = Metrics()
+        func stamp() throws -> Double {
+            let text = m.render(connected: true, pending: [:], sinks: [], openIncidents: 0)
+            let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("vigil_last_message_received_timestamp_seconds ") })
+            return try #require(Double(line.split(separator: " ")[1]))
+        }
+        #expect(try stamp() == 0)
+        let before = Double(Time.now()) / 1000
+        m.recordBatch(received: ["fire_alarm": 2], dead: [], readings: 2, events: [], lagSeconds: 0, suppressed: 0)
+        let taken = try stamp()
+        #expect(taken >= before && taken <= Double(Time.now()) / 1000)
+        m.recordBatch(received: [:], dead: [], readings: 0, events: [], lagSeconds: 0, suppressed: 0)  // an empty turn
+        #expect(try stamp() == taken)
+    }
+
+    @Test func labelValuesAreEscapedOnlyWhereTheyMustBe() {
+        #expect(Metrics.escape("楼栋 3/gate") == "楼栋 3/gate")
+        #expect(Metrics.escape("a\\b\"c\nd") == "a\\\\b\\\"c\\nd")
+    }
 }
