@@ -199,7 +199,8 @@ public final class Metrics: IngestMetrics {
     }
 
     /// A label value as the text format wants it: backslash, double quote
-    /// and newline escaped. Nearly every value has none of them.
+    /// and newline escaped, by Unicode scalar (one followed by a combining
+    /// mark is escaped too). Nearly every value has none of them.
     static func escape(_ s: String) -> String {
         guard s.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }) else { return s }
         var out = ""

@@ -86,12 +86,15 @@ import VigilDispatch
         m.recordBatch(received: ["fire_alarm": 2], dead: [], readings: 2, events: [], lagSeconds: 0, suppressed: 0)
         let taken = try stamp()
         #expect(taken >= before && taken <= Double(Time.now()) / 1000)
-        m.recordBatch(received: [:], dead: [], readings: 0, events: [], lagSeconds: 0, suppressed: 0)  // an empty turn
+        usleep(5_000)  // the wall clock moves on: an empty turn that set the gauge would show
+        m.recordBatch(received: [:], dead: [], readings: 0, events: [], lagSeconds: 0, suppressed: 0)
         #expect(try stamp() == taken)
     }
 
     @Test func labelValuesAreEscapedOnlyWhereTheyMustBe() {
         #expect(Metrics.escape("楼栋 3/gate") == "楼栋 3/gate")
         #expect(Metrics.escape("a\\b\"c\nd") == "a\\\\b\\\"c\\nd")
+        #expect(Metrics.escape("楼\"栋\r\n\t") == "楼\\\"栋\r\\n\t")  // only the three; a tab and a CR stay
+        #expect(Metrics.escape("\"\u{301}") == "\\\"\u{301}")  // a quote before a combining mark is still a quote
     }
 }
