@@ -108,6 +108,10 @@ public struct VigilConfig: Sendable {
     public var broker = Broker()
     public var subscriptions: [Subscription] = VigilConfig.defaultSubscriptions
     public var channels: String?
+    /// The subscriptions had errors, so the feeds they name are not all known:
+    /// a configuration read only to report every error checks the registry and
+    /// rules without feed checks, rather than with a wrong list of feeds.
+    public var feedsUncertain = false
     public var unknownChannels = ReadingDecoder.UnknownChannels.accept
     public var rules: [String] = ["rules.d/*.yaml"]
     public var stateDirectory = "/var/lib/vigil"

@@ -27,18 +27,38 @@ public enum ConfigLoader {
         return parse(text, path: path)
     }
 
+    /// The configuration, or nil and every error in it.
     public static func parse(_ text: String, path: String) -> (VigilConfig?, [Diagnostic]) {
+        let (c, diags) = parseAsFarAsItGoes(text, path: path)
+        return (diags.isEmpty ? c : nil, diags)
+    }
+
+    /// Like `load(path:)`, but with the configuration as far as it could be
+    /// read even when it has errors: `vigil check` goes on to the registry
+    /// and the rules with it, to report their errors in the same run.
+    public static func loadAsFarAsItGoes(path: String) -> (VigilConfig?, [Diagnostic]) {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(validating: data, as: UTF8.self) else {
+            return load(path: path)
+        }
+        return parseAsFarAsItGoes(text, path: path)
+    }
+
+    static func parseAsFarAsItGoes(_ text: String, path: String) -> (VigilConfig?, [Diagnostic]) {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let base = (absolute as NSString).deletingLastPathComponent
         var c = VigilConfig(path: path, baseDirectory: base)
         var ctx = YAMLContext(path: path)
         guard let root = ctx.compose(text) else { return (nil, ctx.diagnostics.items) }
-        if YAMLContext.isNull(root) { return (c, []) }  // an empty file: all defaults
+        if YAMLContext.isNull(root) {  // an empty file: all defaults
+            c.channels = defaultChannels(c)
+            return (c, [])
+        }
         guard let top = ctx.mapping(root, "the configuration", allowed: topKeys) else { return (nil, ctx.diagnostics.items) }
 
         if let b = top.node("broker"), let m = ctx.mapping(b, "broker", allowed: brokerKeys) {
             parseBroker(m, &c.broker, &c.fileReferences, &ctx)
         }
+        let beforeSubscriptions = ctx.diagnostics.items.count
         if let s = top.node("subscriptions"), let items = ctx.sequence(s, "subscriptions") {
             var subs: [Subscription] = []
             for item in items {
@@ -63,6 +83,8 @@ public enum ConfigLoader {
             }
             c.subscriptions = subs
         }
+        c.feedsUncertain = ctx.diagnostics.items.count > beforeSubscriptions
+        if top.node("channels") == nil { c.channels = defaultChannels(c) }
         if let n = top.node("channels") {
             if let s = ctx.optionalString(n, "channels") {
                 c.channels = s.map(c.resolve)
@@ -148,8 +170,15 @@ public enum ConfigLoader {
             }
             if let n = m.node("stats_interval"), let d = ctx.duration(n, "stats_interval") { c.statsInterval = d }
         }
-        let diags = ctx.diagnostics.items
-        return (diags.isEmpty ? c : nil, diags)
+        return (c, ctx.diagnostics.items)
+    }
+
+    /// `channels` unset: `channels.csv` beside the configuration when there is
+    /// one (the registry is optional; `channels: null` says there is none).
+    static func defaultChannels(_ c: VigilConfig) -> String? {
+        let path = c.resolve("channels.csv")
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue ? path : nil
     }
 
     static func parseBroker(_ m: YAMLMapping, _ b: inout VigilConfig.Broker, _ refs: inout [VigilConfig.FileReference], _ ctx: inout YAMLContext) {

@@ -34,6 +34,12 @@ public struct YAMLContext {
                 var msg = "YAML: \(problem)"
                 if let ctx { msg += " (\(ctx.text) at line \(ctx.mark.line), column \(ctx.mark.column))" }
                 diagnostics.error(SourceLocation(path: path, line: mark.line, column: mark.column), msg)
+            case .duplicatedKeysInMapping(let keys, let context):
+                // One line at the key's second appearance, like a repeat `mapping(_:_:)` finds.
+                let key = keys.first ?? ""
+                let first = SourceLocation(path: path, line: context.mark.line, column: context.mark.column)
+                let at = YAMLContext.repeatOf(key, after: first, in: text) ?? first
+                diagnostics.error(at, "key '\(key)' appears twice in this mapping (first on line \(first.line))")
             case .reader(let problem, let offset, _, _):
                 var msg = "YAML: \(problem)"
                 if let offset { msg += " at byte \(offset)" }
@@ -46,6 +52,25 @@ public struct YAMLContext {
             diagnostics.error(SourceLocation(path: path, line: 1, column: 1), "YAML: \(error)")
             return nil
         }
+    }
+
+    /// Where a block mapping's key, first at `first`, appears again: the next
+    /// line that starts with it, indented as far, before a line indented less
+    /// (the mapping's end). Nil when not found that way (a flow mapping).
+    static func repeatOf(_ key: String, after first: SourceLocation, in text: String) -> SourceLocation? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard first.line >= 1, first.line <= lines.count else { return nil }
+        let indent = first.column - 1
+        for (i, line) in lines.enumerated().dropFirst(first.line) {
+            let lead = line.prefix { $0 == " " }.count
+            let rest = line.dropFirst(lead)
+            if rest.isEmpty || rest.hasPrefix("#") { continue }
+            if lead < indent { return nil }
+            guard lead == indent, rest.hasPrefix(key) else { continue }
+            let after = rest.dropFirst(key.count).drop { $0 == " " }
+            if after.hasPrefix(":") { return SourceLocation(path: first.path, line: i + 1, column: indent + 1) }
+        }
+        return nil
     }
 
     /// The members of a mapping, keys as strings, after checking every key is

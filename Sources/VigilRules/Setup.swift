@@ -30,19 +30,13 @@ public struct Setup: Sendable {
     /// `checkFiles`: also report every file the configuration names that
     /// cannot be read (TLS, secrets) — `check` and `run` want that, `replay` does not.
     public static func load(configPath: String?, checkFiles: Bool = false) -> (Setup?, [Diagnostic]) {
-        let config: VigilConfig
-        if let configPath {
-            let (c, diags) = ConfigLoader.load(path: configPath)
-            guard let c else { return (nil, diags) }
-            config = c
-        } else if FileManager.default.fileExists(atPath: VigilConfig.defaultConfigPath) {
-            let (c, diags) = ConfigLoader.load(path: VigilConfig.defaultConfigPath)
-            guard let c else { return (nil, diags) }
-            config = c
-        } else {
-            config = VigilConfig.embedded()
-        }
-        return load(config: config, checkFiles: checkFiles)
+        let path = configPath ?? (FileManager.default.fileExists(atPath: VigilConfig.defaultConfigPath) ? VigilConfig.defaultConfigPath : nil)
+        guard let path else { return load(config: VigilConfig.embedded(), checkFiles: checkFiles) }
+        let (c, diags) = ConfigLoader.loadAsFarAsItGoes(path: path)
+        guard let c else { return (nil, diags) }
+        if diags.isEmpty { return load(config: c, checkFiles: checkFiles) }
+        // Errors in the configuration: the registry's and the rules' are reported with them.
+        return (nil, diags + load(config: c, checkFiles: checkFiles).1)
     }
 
     /// Loads registry and rules for a configuration; every error of both is reported.
@@ -53,7 +47,7 @@ public struct Setup: Sendable {
             if let data = FileManager.default.contents(atPath: path) {
                 switch ChannelRegistry.text(of: Array(data), path: path) {
                 case .success(let text):
-                    let (reg, d) = ChannelRegistry.parse(text, path: path, knownFeeds: config.knownFeeds)
+                    let (reg, d) = ChannelRegistry.parse(text, path: path, knownFeeds: config.feedsUncertain ? nil : config.knownFeeds)
                     registry = reg
                     diags += d
                 case .failure(let d):
@@ -69,8 +63,8 @@ public struct Setup: Sendable {
         }
         if checkFiles { diags += config.unreadableFiles().filter { !$0.message.hasPrefix("channels ") } }
         let files = FileGlob.expand(config.rules)
-        let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: config.knownFeeds, timeZone: TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!)
-            .load(files: files)
+        let zone = TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!
+        let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: config.feedsUncertain ? nil : config.knownFeeds, timeZone: zone).load(files: files)
         diags += ruleDiags
         if !diags.isEmpty { return (nil, diags) }
         return (Setup(config: config, registry: registry, ruleSet: ruleSet), [])

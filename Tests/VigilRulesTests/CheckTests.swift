@@ -92,6 +92,11 @@ let brokenCases: [BrokenCase] = [
         message: "feed '{y}' names a capture the topic does not have"),
     .init(kind: "config", text: "log:\n  level: loud\n", line: 2, column: 10, message: "log level 'loud'"),
     .init(kind: "config", text: "http:\n  listen: localhost\n", line: 2, column: 11, message: "listen 'localhost'"),
+    // A key twice: one line, at its second appearance.
+    .init(
+        kind: "rules", text: "rules:\n  - name: a\n    when: x\n    when: y\n", line: 4, column: 5,
+        message: "key 'when' appears twice in this mapping (first on line 3)"),
+    .init(kind: "config", text: "timezone: UTC\nstate_dir: state\ntimezone: Asia/Shanghai\n", line: 3, column: 1, message: "key 'timezone' appears twice"),
     // Channel registries.
     .init(
         kind: "channels", text: "channel,feed\nfa-1,fire_alarm\nfa-1,fire_alarm\n", line: 3, column: 1, message: "duplicate channel 'fa-1' (first on line 2)"),
@@ -125,12 +130,44 @@ let brokenCases: [BrokenCase] = [
         dir.write("rules.d/b.yaml", "rules:\n  - name: c\n    feed: lift\n    when: z\n")
         let cfg = dir.write("vigil.yaml", "rules: [\"rules.d/*.yaml\"]\nbroker: { qos: 7 }\n")
         let (_, diags) = Setup.load(configPath: cfg)
-        // The config error stops before rules are read; fix it and all three rule errors show.
-        #expect(diags.count == 1)
+        // The config error, then the three rule errors, in one run.
+        #expect(diags.map(\.location.line) == [2, 3, 5, 3], "\(diags)")
+        #expect(diags.first?.location.path == cfg)
         dir.write("vigil.yaml", "rules: [\"rules.d/*.yaml\"]\n")
         let (_, diags2) = Setup.load(configPath: cfg)
         #expect(diags2.count == 3)
         #expect(diags2.map(\.location.line) == [3, 5, 3])
+    }
+
+    @Test func brokenSubscriptionsDoNotTurnEveryFeedIntoAnError() {
+        let dir = TempDir()
+        dir.write("rules.d/a.yaml", "rules:\n  - name: a\n    feed: fire_alarm\n    when: x >\n")
+        dir.write("channels.csv", "channel,feed\nfa-1,fire_alarm\n")
+        // The one subscription is broken: which feeds exist is not known, so
+        // the registry's and the rule's feeds are not checked against a wrong list.
+        let cfg = dir.write("vigil.yaml", "subscriptions:\n  - { topic: \"a/{channel}\" }\n")
+        let (setup, diags) = Setup.load(configPath: cfg)
+        #expect(setup == nil)
+        #expect(diags.map(\.location.line) == [2, 4], "\(diags)")
+        #expect(!diags.contains { $0.message.contains("unknown feed") })
+    }
+
+    @Test func aRegistryBesideTheConfigurationIsTheDefault() throws {
+        let dir = TempDir()
+        dir.write("channels.csv", "channel,feed\nfa-1,fire_alarm\nfa-2,fire_alarm\n")
+        let cfg = dir.write("vigil.yaml", "state_dir: state\n")
+        let (setup, diags) = Setup.load(configPath: cfg)
+        #expect(diags.isEmpty, "\(diags)")
+        #expect(setup?.registry.count == 2)
+        #expect(try #require(setup).config.channels == dir.path + "/channels.csv")
+        // Said to be none: none.
+        dir.write("vigil.yaml", "state_dir: state\nchannels: null\n")
+        #expect(Setup.load(configPath: cfg).0?.registry.count == 0)
+        // Not there: none, and no error (the registry is optional).
+        try FileManager.default.removeItem(atPath: dir.path + "/channels.csv")
+        dir.write("vigil.yaml", "state_dir: state\n")
+        let (without, errors) = Setup.load(configPath: cfg)
+        #expect(errors.isEmpty && without?.registry.count == 0)
     }
 
     @Test func theShippedConfigurationChecksClean() {
