@@ -189,7 +189,9 @@ public final class Metrics: IngestMetrics {
         return out
     }
 
-    static let startTime = Double(Time.now()) / 1000
+    /// The process's own start (the kernel's record of it), not the first
+    /// scrape's time: a `static let` is made on first use.
+    static let startTime = ProcessStats.startTime() ?? Double(Time.now()) / 1000
     static let mosquittoVersion = MosquittoClient.libraryVersion
     static let sqliteVersion = Database.libraryVersion
 
@@ -243,6 +245,23 @@ struct Histogram: Sendable {
 
 /// The daemon's own resource use, from /proc.
 struct ProcessStats {
+    /// When this process started, in seconds since the epoch: its start in
+    /// clock ticks after boot (field 22 of /proc/self/stat) plus the boot time
+    /// (`btime` in /proc/stat).
+    static func startTime() -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")"),
+            let boot = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let btimeLine = boot.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
+            let btime = Double(btimeLine.dropFirst(6))
+        else { return nil }
+        // After the command name, which may hold spaces: field 3 onwards; the start is field 22.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard fields.count > 19, let ticks = Double(fields[19]), ticksPerSecond > 0 else { return nil }
+        return btime + ticks / ticksPerSecond
+    }
+
     var residentBytes = 0.0
     var openFDs = 0.0
     var cpuSeconds = 0.0

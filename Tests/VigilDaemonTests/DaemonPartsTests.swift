@@ -97,4 +97,16 @@ import VigilDispatch
         #expect(Metrics.escape("楼\"栋\r\n\t") == "楼\\\"栋\r\\n\t")  // only the three; a tab and a CR stay
         #expect(Metrics.escape("\"\u{301}") == "\\\"\u{301}")  // a quote before a combining mark is still a quote
     }
+
+    @Test func theStartTimeIsTheProcessStartNotTheFirstScrape() throws {
+        let start = try #require(ProcessStats.startTime())
+        let now = Date().timeIntervalSince1970
+        let running = ProcessInfo.processInfo.systemUptime  // bounds how long ago any process here began
+        #expect(start <= now + 1 && start >= now - running - 1)
+        // This test process started before this test did, by the time it took to get here at least.
+        #expect(start <= now - 0.001)
+        let text = Metrics().render(connected: true, pending: [:], sinks: [], openIncidents: 0)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("process_start_time_seconds ") })
+        #expect(abs((Double(line.split(separator: " ")[1]) ?? 0) - start) < 1)
+    }
 }
