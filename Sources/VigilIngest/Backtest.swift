@@ -29,11 +29,13 @@ public struct Backtest {
         public var records = 0
         public var from: Millis?
         public var to: Millis?
+        /// The rules of both sets, those that opened nothing included.
+        public var ruleNames: Set<String> = []
 
-        /// Every rule of either set, in name order.
+        /// Every rule of either set (and a built-in one that fired), in name order.
         public var rules: [String] {
-            Set(configured.opened.keys).union(configured.resolved.keys).union(candidate.opened.keys).union(candidate.resolved.keys)
-                .sorted()
+            ruleNames.union(configured.opened.keys).union(configured.resolved.keys).union(candidate.opened.keys)
+                .union(candidate.resolved.keys).sorted()
         }
 
         /// Incidents only `side` opened, most severe first, then by time.
@@ -48,17 +50,20 @@ public struct Backtest {
 
     var configured: Evaluator
     var candidate: Evaluator
+    let ruleNames: Set<String>
 
     public init(setup: Setup, candidateRules: RuleSet) {
         configured = setup.evaluator()
         var c = setup
         c.ruleSet = candidateRules
         candidate = c.evaluator()
+        ruleNames = Set(setup.ruleSet.rules.map(\.name) + candidateRules.rules.map(\.name))
     }
 
     /// Reads the journal once (as it is at the start) and feeds both sets.
     public mutating func run(journal: JournalReader, since: Millis?) throws -> Report {
         var report = Report(configured: Side(), candidate: Side())
+        report.ruleNames = ruleNames
         var a: [IncidentEvent] = [], b: [IncidentEvent] = []
         try journal.forEach(since: since) { entry in
             if report.from == nil { report.from = entry.receivedAt }

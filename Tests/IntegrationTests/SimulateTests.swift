@@ -176,6 +176,12 @@ import VigilTestSupport
         #expect(onlyConfigured.compactMap { $0["rule"].stringValue }.filter { $0 == "fire_alarm_active" }.count == fire)
         #expect(onlyConfigured.allSatisfy { $0["rule"] == "fire_alarm_active" || $0["rule"] == "fire_panel_fault" })
         #expect(onlyNew.isEmpty)
+        // Every rule of both sets has its row, those that opened nothing under either included.
+        let configuredRules = try #require(Setup.load(configPath: config).0).ruleSet.rules.map(\.name)
+        let silent = configuredRules.filter { opened[$0] == nil }
+        #expect(!silent.isEmpty)
+        for rule in configuredRules { #expect(row(rule) != nil, "no row for \(rule)") }
+        for rule in silent { #expect(row(rule)?["configured"]?["opened"].numberValue == 0) }
     }
 
     @Test func rejectsBadUsage() throws {
