@@ -61,6 +61,9 @@ public struct Daemon {
         if let listen = config.httpListen, let (host, port) = ConfigLoader.parseHostPort(listen) {
             try DeskServer.checkBind(host: host, port: port)
             let token = try Daemon.readSecret(config.httpTokenFile, what: "http.token_file", config: config)
+            if let warning = DeskServer.openWarning(host: host, hasToken: token != nil) {
+                logger.warning("http listens off loopback without a token", metadata: ["listen": .string(listen), "advice": .string(warning)])
+            }
             if let token, token.count < 16 {
                 logger.warning(
                     "http token is short", metadata: ["characters": "\(token.count)", "advice": "use at least 16 random characters (openssl rand -hex 16)"])

@@ -48,6 +48,13 @@ struct DeskServer: Sendable {
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "vigil"), logger: quiet)
     }
 
+    /// What to tell the operator at start when the desk is open to anyone who
+    /// reaches it: off loopback with no `http.token_file`. Nil otherwise.
+    static func openWarning(host: String, hasToken: Bool) -> String? {
+        guard !hasToken, !isLoopback(host) else { return nil }
+        return "anyone who reaches this port can read incidents and acknowledge them: set http.token_file"
+    }
+
     /// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")

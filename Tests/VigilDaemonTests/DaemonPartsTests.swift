@@ -109,4 +109,11 @@ import VigilDispatch
         let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("process_start_time_seconds ") })
         #expect(abs((Double(line.split(separator: " ")[1]) ?? 0) - start) < 1)
     }
+
+    @Test func anOpenDeskOffLoopbackIsWarnedAbout() {
+        #expect(DeskServer.openWarning(host: "0.0.0.0", hasToken: false)?.contains("http.token_file") == true)
+        #expect(DeskServer.openWarning(host: "192.168.1.5", hasToken: true) == nil)
+        #expect(DeskServer.openWarning(host: "127.0.0.1", hasToken: false) == nil)
+        #expect(DeskServer.openWarning(host: "::1", hasToken: false) == nil)
+    }
 }
