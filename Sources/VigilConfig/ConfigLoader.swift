@@ -36,7 +36,7 @@ public enum ConfigLoader {
     /// Like `load(path:)`, but with the configuration as far as it could be
     /// read even when it has errors: `vigil check` goes on to the registry
     /// and the rules with it, to report their errors in the same run.
-    public static func loadAsFarAsItGoes(path: String) -> (VigilConfig?, [Diagnostic]) {
+    package static func loadAsFarAsItGoes(path: String) -> (VigilConfig?, [Diagnostic]) {
         guard let data = FileManager.default.contents(atPath: path), let text = String(validating: data, as: UTF8.self) else {
             return load(path: path)
         }
@@ -48,17 +48,15 @@ public enum ConfigLoader {
         let base = (absolute as NSString).deletingLastPathComponent
         var c = VigilConfig(path: path, baseDirectory: base)
         var ctx = YAMLContext(path: path)
-        guard let root = ctx.compose(text) else { return (nil, ctx.diagnostics.items) }
-        if YAMLContext.isNull(root) {  // an empty file: all defaults
-            c.channels = defaultChannels(c)
-            return (c, [])
-        }
-        guard let top = ctx.mapping(root, "the configuration", allowed: topKeys) else { return (nil, ctx.diagnostics.items) }
+        var root = ctx.compose(text)
+        if root == nil && !ctx.diagnostics.items.isEmpty { return (nil, ctx.diagnostics.items) }
+        // An empty file (or only comments, or `~`): all defaults, made as for any other.
+        if root.map(YAMLContext.isNull) ?? true { root = .mapping(Node.Mapping([])) }
+        guard let root, let top = ctx.mapping(root, "the configuration", allowed: topKeys) else { return (nil, ctx.diagnostics.items) }
 
         if let b = top.node("broker"), let m = ctx.mapping(b, "broker", allowed: brokerKeys) {
             parseBroker(m, &c.broker, &c.fileReferences, &ctx)
         }
-        let beforeSubscriptions = ctx.diagnostics.items.count
         if let s = top.node("subscriptions"), let items = ctx.sequence(s, "subscriptions") {
             var subs: [Subscription] = []
             for item in items {
@@ -83,7 +81,6 @@ public enum ConfigLoader {
             }
             c.subscriptions = subs
         }
-        c.feedsUncertain = ctx.diagnostics.items.count > beforeSubscriptions
         if top.node("channels") == nil { c.channels = defaultChannels(c) }
         if let n = top.node("channels") {
             if let s = ctx.optionalString(n, "channels") {
@@ -98,7 +95,12 @@ public enum ConfigLoader {
                 ctx.error(n, "unknown_channels must be accept or reject, not '\(s)'")
             }
         }
-        if let n = top.node("rules"), let list = ctx.stringList(n, "rules") { c.rules = list.map { c.resolve($0.0) } } else { c.rules = c.rules.map(c.resolve) }
+        if let n = top.node("rules") {
+            // A wrong value checks no rule files, not the default ones the operator did not name.
+            c.rules = ctx.stringList(n, "rules")?.map { c.resolve($0.0) } ?? []
+        } else {
+            c.rules = c.rules.map(c.resolve)
+        }
         if let r = top.node("readings"), let m = ctx.mapping(r, "readings", allowed: ["device_time", "late_after", "max_delay"]) {
             if let n = m.node("device_time"), let s = ctx.optionalString(n, "device_time") {
                 if let s, DeviceTime.Path(s) == nil {
@@ -170,6 +172,9 @@ public enum ConfigLoader {
             }
             if let n = m.node("stats_interval"), let d = ctx.duration(n, "stats_interval") { c.statsInterval = d }
         }
+        // With any error, which feeds exist is not sure (a misspelt `subscriptions`
+        // leaves the defaults in place): the registry and rules are checked without.
+        c.feedsUncertain = !ctx.diagnostics.items.isEmpty
         return (c, ctx.diagnostics.items)
     }
 

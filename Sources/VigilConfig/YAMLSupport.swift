@@ -38,8 +38,11 @@ public struct YAMLContext {
                 // One line at the key's second appearance, like a repeat `mapping(_:_:)` finds.
                 let key = keys.first ?? ""
                 let first = SourceLocation(path: path, line: context.mark.line, column: context.mark.column)
-                let at = YAMLContext.repeatOf(key, after: first, in: text) ?? first
-                diagnostics.error(at, "key '\(key)' appears twice in this mapping (first on line \(first.line))")
+                if let again = YAMLContext.repeatOf(key, after: first, in: text) {
+                    diagnostics.error(again, "key '\(key)' appears twice in this mapping (first on line \(first.line))")
+                } else {
+                    diagnostics.error(first, "key '\(key)' appears more than once in this mapping")
+                }
             case .reader(let problem, let offset, _, _):
                 var msg = "YAML: \(problem)"
                 if let offset { msg += " at byte \(offset)" }
@@ -58,17 +61,19 @@ public struct YAMLContext {
     /// line that starts with it, indented as far, before a line indented less
     /// (the mapping's end). Nil when not found that way (a flow mapping).
     static func repeatOf(_ key: String, after first: SourceLocation, in text: String) -> SourceLocation? {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // By Unicode scalars: as `Character`s, a CRLF is one and no line would end.
+        let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
         guard first.line >= 1, first.line <= lines.count else { return nil }
         let indent = first.column - 1
+        let name = Array(key.unicodeScalars)
         for (i, line) in lines.enumerated().dropFirst(first.line) {
             let lead = line.prefix { $0 == " " }.count
             let rest = line.dropFirst(lead)
-            if rest.isEmpty || rest.hasPrefix("#") { continue }
+            if rest.allSatisfy({ $0 == "\r" || $0 == " " }) || rest.first == "#" { continue }
             if lead < indent { return nil }
-            guard lead == indent, rest.hasPrefix(key) else { continue }
-            let after = rest.dropFirst(key.count).drop { $0 == " " }
-            if after.hasPrefix(":") { return SourceLocation(path: first.path, line: i + 1, column: indent + 1) }
+            guard lead == indent, rest.starts(with: name) else { continue }
+            let after = rest.dropFirst(name.count).drop { $0 == " " }
+            if after.first == ":" { return SourceLocation(path: first.path, line: i + 1, column: indent + 1) }
         }
         return nil
     }

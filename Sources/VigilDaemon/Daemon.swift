@@ -61,7 +61,7 @@ public struct Daemon {
         if let listen = config.httpListen, let (host, port) = ConfigLoader.parseHostPort(listen) {
             try DeskServer.checkBind(host: host, port: port)
             let token = try Daemon.readSecret(config.httpTokenFile, what: "http.token_file", config: config)
-            if let warning = DeskServer.openWarning(host: host, hasToken: token != nil) {
+            if let warning = DeskServer.openWarning(host: host, hasToken: !(token ?? "").isEmpty) {
                 logger.warning("http listens off loopback without a token", metadata: ["listen": .string(listen), "advice": .string(warning)])
             }
             if let token, token.count < 16 {

@@ -250,14 +250,18 @@ struct ProcessStats {
     /// (`btime` in /proc/stat).
     static func startTime() -> Double? {
         guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")"),
-            let boot = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let boot = try? String(contentsOfFile: "/proc/stat", encoding: .utf8)
+        else { return nil }
+        return startTime(stat: stat, boot: boot, ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK))))
+    }
+
+    static func startTime(stat: String, boot: String, ticksPerSecond: Double) -> Double? {
+        guard let close = stat.lastIndex(of: ")"),
             let btimeLine = boot.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
             let btime = Double(btimeLine.dropFirst(6))
         else { return nil }
-        // After the command name, which may hold spaces: field 3 onwards; the start is field 22.
+        // After the command name, which may hold spaces and parentheses: field 3 onwards; the start is field 22.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
         guard fields.count > 19, let ticks = Double(fields[19]), ticksPerSecond > 0 else { return nil }
         return btime + ticks / ticksPerSecond
     }

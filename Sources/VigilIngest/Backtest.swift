@@ -29,13 +29,24 @@ public struct Backtest {
         public var records = 0
         public var from: Millis?
         public var to: Millis?
-        /// The rules of both sets, those that opened nothing included.
-        public var ruleNames: Set<String> = []
+        /// The rules of each set, those that opened nothing included.
+        public var configuredRules: Set<String> = []
+        public var candidateRules: Set<String> = []
 
         /// Every rule of either set (and a built-in one that fired), in name order.
         public var rules: [String] {
-            ruleNames.union(configured.opened.keys).union(configured.resolved.keys).union(candidate.opened.keys)
-                .union(candidate.resolved.keys).sorted()
+            configuredRules.union(candidateRules).union(configured.opened.keys).union(configured.resolved.keys)
+                .union(candidate.opened.keys).union(candidate.resolved.keys).sorted()
+        }
+
+        /// "configured" or "new" for a rule only that set has; nil for one both
+        /// have (or a built-in one).
+        public func onlyIn(_ rule: String) -> String? {
+            switch (configuredRules.contains(rule), candidateRules.contains(rule)) {
+            case (true, false): return "configured"
+            case (false, true): return "new"
+            default: return nil
+            }
         }
 
         /// Incidents only `side` opened, most severe first, then by time.
@@ -50,20 +61,23 @@ public struct Backtest {
 
     var configured: Evaluator
     var candidate: Evaluator
-    let ruleNames: Set<String>
+    let configuredRules: Set<String>
+    let candidateRules: Set<String>
 
     public init(setup: Setup, candidateRules: RuleSet) {
         configured = setup.evaluator()
         var c = setup
         c.ruleSet = candidateRules
         candidate = c.evaluator()
-        ruleNames = Set(setup.ruleSet.rules.map(\.name) + candidateRules.rules.map(\.name))
+        configuredRules = Set(setup.ruleSet.rules.map(\.name))
+        self.candidateRules = Set(candidateRules.rules.map(\.name))
     }
 
     /// Reads the journal once (as it is at the start) and feeds both sets.
     public mutating func run(journal: JournalReader, since: Millis?) throws -> Report {
         var report = Report(configured: Side(), candidate: Side())
-        report.ruleNames = ruleNames
+        report.configuredRules = configuredRules
+        report.candidateRules = candidateRules
         var a: [IncidentEvent] = [], b: [IncidentEvent] = []
         try journal.forEach(since: since) { entry in
             if report.from == nil { report.from = entry.receivedAt }

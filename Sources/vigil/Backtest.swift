@@ -101,7 +101,12 @@ struct BacktestCommand: AsyncParsableCommand {
             "rules",
             .array(
                 r.rules.map { rule in
-                    ["rule": .string(rule), "configured": counts(r.configured, rule), "new": counts(r.candidate, rule)]
+                    var row = JSONObject()
+                    row.appendUnique("rule", .string(rule))
+                    row.appendUnique("configured", counts(r.configured, rule))
+                    row.appendUnique("new", counts(r.candidate, rule))
+                    if let only = r.onlyIn(rule) { row.appendUnique("only_in", .string(only)) }
+                    return .object(row)
                 }))
         root.appendUnique("only_configured", .array(r.onlyIn(r.configured, not: r.candidate).map(incident)))
         root.appendUnique("only_new", .array(r.onlyIn(r.candidate, not: r.configured).map(incident)))
@@ -118,7 +123,8 @@ struct BacktestCommand: AsyncParsableCommand {
                 + pad("new opened", 12, right: true) + pad("resolved", 10, right: true))
         for rule in r.rules {
             let a = r.configured, b = r.candidate
-            let mark = (a.opened[rule] ?? 0) != (b.opened[rule] ?? 0) ? "  *" : ""
+            var mark = (a.opened[rule] ?? 0) != (b.opened[rule] ?? 0) ? "  *" : ""
+            if let only = r.onlyIn(rule) { mark += only == "new" ? "  (new rule)" : "  (not in the new rules)" }
             print(
                 pad(rule, width) + pad("\(a.opened[rule] ?? 0)", 19, right: true) + pad("\(a.resolved[rule] ?? 0)", 10, right: true)
                     + pad("\(b.opened[rule] ?? 0)", 12, right: true) + pad("\(b.resolved[rule] ?? 0)", 10, right: true) + mark)

@@ -182,6 +182,9 @@ import VigilTestSupport
         #expect(!silent.isEmpty)
         for rule in configuredRules { #expect(row(rule) != nil, "no row for \(rule)") }
         for rule in silent { #expect(row(rule)?["configured"]?["opened"].numberValue == 0) }
+        // The fire-alarm rules are not in the new set, and say so.
+        #expect(row("fire_alarm_active")?["only_in"] == .string("configured"))
+        #expect(row("gate_forced_open") != nil && row("gate_forced_open")?["only_in"] == nil)
     }
 
     @Test func rejectsBadUsage() throws {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import VigilConfig
+@testable import VigilConfig
 import VigilCore
 import VigilIngest
 @testable import VigilRules
@@ -130,8 +130,9 @@ let brokenCases: [BrokenCase] = [
         dir.write("rules.d/b.yaml", "rules:\n  - name: c\n    feed: lift\n    when: z\n")
         let cfg = dir.write("vigil.yaml", "rules: [\"rules.d/*.yaml\"]\nbroker: { qos: 7 }\n")
         let (_, diags) = Setup.load(configPath: cfg)
-        // The config error, then the three rule errors, in one run.
-        #expect(diags.map(\.location.line) == [2, 3, 5, 3], "\(diags)")
+        // The config error, then the rule errors, in one run; the unknown feed (b.yaml:3)
+        // waits for a configuration without errors, which says which feeds exist.
+        #expect(diags.map(\.location.line) == [2, 3, 5], "\(diags)")
         #expect(diags.first?.location.path == cfg)
         dir.write("vigil.yaml", "rules: [\"rules.d/*.yaml\"]\n")
         let (_, diags2) = Setup.load(configPath: cfg)
@@ -150,6 +151,27 @@ let brokenCases: [BrokenCase] = [
         #expect(setup == nil)
         #expect(diags.map(\.location.line) == [2, 4], "\(diags)")
         #expect(!diags.contains { $0.message.contains("unknown feed") })
+    }
+
+    @Test func aRepeatedKeyIsFoundWhereItAppearsAgain() {
+        let first = { (line: Int, column: Int) in SourceLocation(path: "f", line: line, column: column) }
+        func again(_ key: String, _ at: VigilCore.SourceLocation, _ text: String) -> Int? { YAMLContext.repeatOf(key, after: at, in: text)?.line }
+        #expect(again("a", first(1, 1), "a: 1\nb: 2\na: 3\n") == 3)
+        #expect(again("a", first(1, 1), "a: 1\r\nb: 2\r\na : 3\r\n") == 3)  // CRLF, a space before the colon
+        // In a sequence item: past a comment, a blank line and a longer key that starts alike.
+        #expect(again("when", first(3, 5), "rules:\n  - name: x\n    when: a\n    # c\n\n    whenever: 1\n    when: b\n") == 7)
+        // Not in the next mapping, and not in a flow mapping.
+        #expect(again("a", first(2, 3), "x:\n  a: 1\ny:\n  a: 2\n") == nil)
+        #expect(again("a", first(1, 2), "{a: 1, a: 2}\n") == nil)
+    }
+
+    @Test func anEmptyConfigurationIsAllDefaults() throws {
+        let dir = TempDir()
+        for text in ["", "# nothing yet\n", "~\n"] {
+            let (c, diags) = ConfigLoader.parse(text, path: dir.path + "/vigil.yaml")
+            #expect(diags.isEmpty, "\(text): \(diags)")
+            #expect(try #require(c).rules == [dir.path + "/rules.d/*.yaml"])
+        }
     }
 
     @Test func aRegistryBesideTheConfigurationIsTheDefault() throws {
