@@ -16,6 +16,9 @@ vigil_install_deps() {
   fi
 }
 
+# CPU a process has used, user and system, in clock ticks (100 a second).
+vigil_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # A free TCP port on 127.0.0.1.
 vigil_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

@@ -108,10 +108,6 @@ public struct VigilConfig: Sendable {
     public var broker = Broker()
     public var subscriptions: [Subscription] = VigilConfig.defaultSubscriptions
     public var channels: String?
-    /// The configuration had errors, so the feeds its subscriptions name may
-    /// not be the ones meant: read only to report every error, it has the
-    /// registry and rules checked without feed checks, not against a wrong list.
-    package var feedsUncertain = false
     public var unknownChannels = ReadingDecoder.UnknownChannels.accept
     public var rules: [String] = ["rules.d/*.yaml"]
     public var stateDirectory = "/var/lib/vigil"

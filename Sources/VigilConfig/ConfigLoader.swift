@@ -17,28 +17,25 @@ public enum ConfigLoader {
         "min_severity", "topic", "qos", "language", "broker",
     ]
 
-    public static func load(path: String) -> (VigilConfig?, [Diagnostic]) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return (nil, [Diagnostic(path: path, line: 1, column: 1, "cannot read the configuration file")])
-        }
-        guard let text = String(validating: data, as: UTF8.self) else {
-            return (nil, [Diagnostic(path: path, line: 1, column: 1, "the configuration is not valid UTF-8")])
-        }
-        return parse(text, path: path)
-    }
+    /// The configuration, or nil and every error in it.
+    public static func load(path: String) -> (VigilConfig?, [Diagnostic]) { withoutErrors(loadAsFarAsItGoes(path: path)) }
 
     /// The configuration, or nil and every error in it.
-    public static func parse(_ text: String, path: String) -> (VigilConfig?, [Diagnostic]) {
-        let (c, diags) = parseAsFarAsItGoes(text, path: path)
-        return (diags.isEmpty ? c : nil, diags)
+    public static func parse(_ text: String, path: String) -> (VigilConfig?, [Diagnostic]) { withoutErrors(parseAsFarAsItGoes(text, path: path)) }
+
+    static func withoutErrors(_ read: (VigilConfig?, [Diagnostic])) -> (VigilConfig?, [Diagnostic]) {
+        (read.1.isEmpty ? read.0 : nil, read.1)
     }
 
     /// Like `load(path:)`, but with the configuration as far as it could be
     /// read even when it has errors: `vigil check` goes on to the registry
     /// and the rules with it, to report their errors in the same run.
     package static func loadAsFarAsItGoes(path: String) -> (VigilConfig?, [Diagnostic]) {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(validating: data, as: UTF8.self) else {
-            return load(path: path)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return (nil, [Diagnostic(path: path, line: 1, column: 1, "cannot read the configuration file")])
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            return (nil, [Diagnostic(path: path, line: 1, column: 1, "the configuration is not valid UTF-8")])
         }
         return parseAsFarAsItGoes(text, path: path)
     }
@@ -81,12 +78,13 @@ public enum ConfigLoader {
             }
             c.subscriptions = subs
         }
-        if top.node("channels") == nil { c.channels = defaultChannels(c) }
         if let n = top.node("channels") {
             if let s = ctx.optionalString(n, "channels") {
                 c.channels = s.map(c.resolve)
                 if let s { c.fileReferences.append(.init(key: "channels", spec: s, location: ctx.location(n))) }
             }
+        } else {
+            c.channels = defaultChannels(c)
         }
         if let n = top.node("unknown_channels"), let s = ctx.string(n, "unknown_channels") {
             if let v = ReadingDecoder.UnknownChannels(rawValue: s) {
@@ -172,9 +170,6 @@ public enum ConfigLoader {
             }
             if let n = m.node("stats_interval"), let d = ctx.duration(n, "stats_interval") { c.statsInterval = d }
         }
-        // With any error, which feeds exist is not sure (a misspelt `subscriptions`
-        // leaves the defaults in place): the registry and rules are checked without.
-        c.feedsUncertain = !ctx.diagnostics.items.isEmpty
         return (c, ctx.diagnostics.items)
     }
 

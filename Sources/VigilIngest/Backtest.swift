@@ -61,23 +61,23 @@ public struct Backtest {
 
     var configured: Evaluator
     var candidate: Evaluator
-    let configuredRules: Set<String>
-    let candidateRules: Set<String>
+    /// What a run starts from: no counts yet, the two sets' rule names.
+    let empty: Report
 
     public init(setup: Setup, candidateRules: RuleSet) {
         configured = setup.evaluator()
         var c = setup
         c.ruleSet = candidateRules
         candidate = c.evaluator()
-        configuredRules = Set(setup.ruleSet.rules.map(\.name))
-        self.candidateRules = Set(candidateRules.rules.map(\.name))
+        var empty = Report(configured: Side(), candidate: Side())
+        empty.configuredRules = Set(setup.ruleSet.rules.map(\.name))
+        empty.candidateRules = Set(candidateRules.rules.map(\.name))
+        self.empty = empty
     }
 
     /// Reads the journal once (as it is at the start) and feeds both sets.
     public mutating func run(journal: JournalReader, since: Millis?) throws -> Report {
-        var report = Report(configured: Side(), candidate: Side())
-        report.configuredRules = configuredRules
-        report.candidateRules = candidateRules
+        var report = empty
         var a: [IncidentEvent] = [], b: [IncidentEvent] = []
         try journal.forEach(since: since) { entry in
             if report.from == nil { report.from = entry.receivedAt }

@@ -35,19 +35,26 @@ public struct Setup: Sendable {
         let (c, diags) = ConfigLoader.loadAsFarAsItGoes(path: path)
         guard let c else { return (nil, diags) }
         if diags.isEmpty { return load(config: c, checkFiles: checkFiles) }
-        // Errors in the configuration: the registry's and the rules' are reported with them.
-        return (nil, diags + load(config: c, checkFiles: checkFiles).1)
+        // Errors in the configuration: the registry's and the rules' are reported with them,
+        // without feed checks (a misspelt `subscriptions` leaves the default feeds in place,
+        // and every feed of the operator's own would look unknown).
+        return (nil, diags + load(config: c, checkFiles: checkFiles, knownFeeds: nil).1)
     }
 
     /// Loads registry and rules for a configuration; every error of both is reported.
     public static func load(config: VigilConfig, checkFiles: Bool = false) -> (Setup?, [Diagnostic]) {
+        load(config: config, checkFiles: checkFiles, knownFeeds: config.knownFeeds)
+    }
+
+    /// `knownFeeds` nil: feeds are not checked.
+    static func load(config: VigilConfig, checkFiles: Bool, knownFeeds: Set<String>?) -> (Setup?, [Diagnostic]) {
         var diags: [Diagnostic] = []
         var registry = ChannelRegistry()
         if let path = config.channels {
             if let data = FileManager.default.contents(atPath: path) {
                 switch ChannelRegistry.text(of: Array(data), path: path) {
                 case .success(let text):
-                    let (reg, d) = ChannelRegistry.parse(text, path: path, knownFeeds: config.feedsUncertain ? nil : config.knownFeeds)
+                    let (reg, d) = ChannelRegistry.parse(text, path: path, knownFeeds: knownFeeds)
                     registry = reg
                     diags += d
                 case .failure(let d):
@@ -64,7 +71,7 @@ public struct Setup: Sendable {
         if checkFiles { diags += config.unreadableFiles().filter { !$0.message.hasPrefix("channels ") } }
         let files = FileGlob.expand(config.rules)
         let zone = TimeZone(identifier: config.timezone) ?? TimeZone(identifier: "UTC")!
-        let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: config.feedsUncertain ? nil : config.knownFeeds, timeZone: zone).load(files: files)
+        let (ruleSet, ruleDiags) = RuleLoader(knownFeeds: knownFeeds, timeZone: zone).load(files: files)
         diags += ruleDiags
         if !diags.isEmpty { return (nil, diags) }
         return (Setup(config: config, registry: registry, ruleSet: ruleSet), [])

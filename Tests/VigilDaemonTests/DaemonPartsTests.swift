@@ -74,13 +74,16 @@ import VigilDispatch
         #expect(text.contains("vigil_broker_connected 0"))
     }
 
+    /// The value of the unlabelled sample `name` in an exposition of `m`.
+    func sample(_ name: String, of m: Metrics) throws -> Double {
+        let text = m.render(connected: true, pending: [:], sinks: [], openIncidents: 0)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(name + " ") })
+        return try #require(Double(line.split(separator: " ")[1]))
+    }
+
     @Test func lastMessageTimeMovesOnlyWithMessages() throws {
         let m = Metrics()
-        func stamp() throws -> Double {
-            let text = m.render(connected: true, pending: [:], sinks: [], openIncidents: 0)
-            let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("vigil_last_message_received_timestamp_seconds ") })
-            return try #require(Double(line.split(separator: " ")[1]))
-        }
+        func stamp() throws -> Double { try sample("vigil_last_message_received_timestamp_seconds", of: m) }
         #expect(try stamp() == 0)
         let before = Double(Time.now()) / 1000
         m.recordBatch(received: ["fire_alarm": 2], dead: [], readings: 2, events: [], lagSeconds: 0, suppressed: 0)
@@ -109,9 +112,7 @@ import VigilDispatch
         // This process: before now, and what the exposition says.
         let start = try #require(ProcessStats.startTime())
         #expect(start <= Date().timeIntervalSince1970)
-        let text = Metrics().render(connected: true, pending: [:], sinks: [], openIncidents: 0)
-        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("process_start_time_seconds ") })
-        #expect(abs((Double(line.split(separator: " ")[1]) ?? 0) - start) < 0.001)
+        #expect(abs(try sample("process_start_time_seconds", of: Metrics()) - start) < 0.001)
     }
 
     @Test func anOpenDeskOffLoopbackIsWarnedAbout() {

@@ -128,14 +128,12 @@ let brokenCases: [BrokenCase] = [
         let dir = TempDir()
         dir.write("rules.d/a.yaml", "rules:\n  - name: a\n    when: x >\n  - name: b\n    severity: huge\n    when: y\n")
         dir.write("rules.d/b.yaml", "rules:\n  - name: c\n    feed: lift\n    when: z\n")
-        let cfg = dir.write("vigil.yaml", "rules: [\"rules.d/*.yaml\"]\nbroker: { qos: 7 }\n")
-        let (_, diags) = Setup.load(configPath: cfg)
+        let (_, diags) = dir.check(config: "rules: [\"rules.d/*.yaml\"]\nbroker: { qos: 7 }\n")
         // The config error, then the rule errors, in one run; the unknown feed (b.yaml:3)
         // waits for a configuration without errors, which says which feeds exist.
         #expect(diags.map(\.location.line) == [2, 3, 5], "\(diags)")
-        #expect(diags.first?.location.path == cfg)
-        dir.write("vigil.yaml", "rules: [\"rules.d/*.yaml\"]\n")
-        let (_, diags2) = Setup.load(configPath: cfg)
+        #expect(diags.first?.location.path == dir.config)
+        let (_, diags2) = dir.check(config: "rules: [\"rules.d/*.yaml\"]\n")
         #expect(diags2.count == 3)
         #expect(diags2.map(\.location.line) == [3, 5, 3])
     }
@@ -146,8 +144,7 @@ let brokenCases: [BrokenCase] = [
         dir.write("channels.csv", "channel,feed\nfa-1,fire_alarm\n")
         // The one subscription is broken: which feeds exist is not known, so
         // the registry's and the rule's feeds are not checked against a wrong list.
-        let cfg = dir.write("vigil.yaml", "subscriptions:\n  - { topic: \"a/{channel}\" }\n")
-        let (setup, diags) = Setup.load(configPath: cfg)
+        let (setup, diags) = dir.check(config: "subscriptions:\n  - { topic: \"a/{channel}\" }\n")
         #expect(setup == nil)
         #expect(diags.map(\.location.line) == [2, 4], "\(diags)")
         #expect(!diags.contains { $0.message.contains("unknown feed") })
@@ -177,18 +174,15 @@ let brokenCases: [BrokenCase] = [
     @Test func aRegistryBesideTheConfigurationIsTheDefault() throws {
         let dir = TempDir()
         dir.write("channels.csv", "channel,feed\nfa-1,fire_alarm\nfa-2,fire_alarm\n")
-        let cfg = dir.write("vigil.yaml", "state_dir: state\n")
-        let (setup, diags) = Setup.load(configPath: cfg)
+        let (setup, diags) = dir.check(config: "state_dir: state\n")
         #expect(diags.isEmpty, "\(diags)")
         #expect(setup?.registry.count == 2)
         #expect(try #require(setup).config.channels == dir.path + "/channels.csv")
         // Said to be none: none.
-        dir.write("vigil.yaml", "state_dir: state\nchannels: null\n")
-        #expect(Setup.load(configPath: cfg).0?.registry.count == 0)
+        #expect(dir.check(config: "state_dir: state\nchannels: null\n").0?.registry.count == 0)
         // Not there: none, and no error (the registry is optional).
         try FileManager.default.removeItem(atPath: dir.path + "/channels.csv")
-        dir.write("vigil.yaml", "state_dir: state\n")
-        let (without, errors) = Setup.load(configPath: cfg)
+        let (without, errors) = dir.check(config: "state_dir: state\n")
         #expect(errors.isEmpty && without?.registry.count == 0)
     }
 

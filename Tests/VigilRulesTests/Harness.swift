@@ -20,6 +20,12 @@ final class TempDir {
         try! text.write(toFile: p, atomically: true, encoding: .utf8)
         return p
     }
+
+    /// `vigil.yaml` here, the configuration `check` reads.
+    var config: String { path + "/vigil.yaml" }
+
+    /// Writes `vigil.yaml` here and loads it, the registry and the rules as `vigil check` does.
+    func check(config text: String) -> (Setup?, [Diagnostic]) { Setup.load(configPath: write("vigil.yaml", text)) }
 }
 
 let standardFeeds: Set<String> = ["smart_gate", "fire_alarm", "elevator_ebike", "charging_pile", "falling_object"]
