@@ -79,7 +79,13 @@ public enum IncidentHistory {
                     acknowledged_by = coalesce(?3, acknowledged_by), note = CASE WHEN ?5 = 1 THEN ?4 ELSE note END,
                     updated_at = ?6, last_event = ?7 WHERE id = ?8
                 """)
-            event = try db.prepare("INSERT OR IGNORE INTO incident_events(incident_id, event_id, at, body) VALUES(?,?,?,?)")
+            // `ord`: the incident's events are written in the order they happened;
+            // two in the same millisecond keep it (their ids, partly a digest, do not).
+            event = try db.prepare(
+                """
+                INSERT OR IGNORE INTO incident_events(incident_id, event_id, at, body, ord)
+                VALUES(?1, ?2, ?3, ?4, (SELECT coalesce(max(ord), 0) + 1 FROM incident_events WHERE incident_id = ?1))
+                """)
         }
     }
 
@@ -121,7 +127,7 @@ public enum IncidentHistory {
         return out
     }
 
-    /// One incident with its events in order, or nil.
+    /// One incident with its events in the order they happened, or nil.
     public static func get(_ id: String, in db: Database) throws -> (Incident, [String])? {
         var found: Incident?
         try db.prepare(
@@ -130,7 +136,10 @@ public enum IncidentHistory {
         .query([.text(id)]) { found = incident($0) }
         guard let found else { return nil }
         var events: [String] = []
-        try db.prepare("SELECT body FROM incident_events WHERE incident_id = ? ORDER BY at, event_id").query([.text(id)]) { events.append($0.text(0)) }
+        // Rows from before `ord` (null) come first, by time.
+        try db.prepare("SELECT body FROM incident_events WHERE incident_id = ? ORDER BY coalesce(ord, 0), at, event_id").query([.text(id)]) {
+            events.append($0.text(0))
+        }
         return (found, events)
     }
 

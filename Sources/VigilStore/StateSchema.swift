@@ -31,6 +31,11 @@ public enum StateSchema {
                     CREATE INDEX IF NOT EXISTS incidents_newest ON incidents(resolved_at, opened_at DESC, id);
                     """)
             }),
+        Migration(
+            version: 3, summary: "an incident's events numbered in the order they happened",
+            apply: { db in
+                try db.execute("ALTER TABLE incident_events ADD COLUMN ord INTEGER")
+            }),
     ]
 
     /// The schema this build writes.
@@ -131,7 +136,9 @@ public enum StateSchema {
 
         """
 
-    /// Incidents as the duty desk sees them, each with its events.
+    /// Incidents as the duty desk sees them, each with its events. (Migration
+    /// 3 adds `ord` to `incident_events`: an event's place among its
+    /// incident's, 1, 2, …; null in rows written before it.)
     static let history = """
         CREATE TABLE IF NOT EXISTS incidents(
             id TEXT PRIMARY KEY,

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VigilCore
 import VigilStore
 import VigilTestSupport
 
@@ -86,5 +87,60 @@ import VigilTestSupport
         #expect(throws: StateFileError.self) { _ = try StateSchema.open(path: path, sync: .normal) }
         let db = try Database(path: path, readOnly: true)
         #expect(try version(db) == StateSchema.version + 1)
+    }
+
+    func incidentEvent(_ id: String, _ type: IncidentEventType, at: Millis) -> IncidentEvent {
+        IncidentEvent(
+            eventID: id, type: type, incidentID: "i1", rule: "r", severity: .critical, route: "fire_safety", feed: "fire_alarm",
+            channel: "fa-1", key: JSONObject([("channel", "fa-1")]), title: "t", labels: JSONObject(), channelInfo: JSONObject(),
+            startedAt: 5, openedAt: 5, resolvedAt: type == .resolved ? at : nil, at: at, count: 1, reading: nil)
+    }
+
+    func eventTypes(_ db: Database) throws -> [String] {
+        try IncidentHistory.get("i1", in: db)?.1.map { body in
+            guard case .string(let t)? = try JSONParser.parse(body).objectValue?["type"] else { return "?" }
+            return t
+        } ?? []
+    }
+
+    /// Two events of one incident in the same millisecond (a clearing reading
+    /// right after a matching one) come back in the order they happened, not
+    /// in the order of their ids.
+    @Test func anIncidentsEventsComeBackInTheOrderTheyHappened() throws {
+        let (dir, path) = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try StateSchema.open(path: path, sync: .normal)
+        var statements: IncidentHistory.Statements?
+        try db.transaction {
+            try IncidentHistory.record([incidentEvent("0005-b", .opened, at: 5), incidentEvent("0009-z", .updated, at: 9)], in: db, statements: &statements)
+        }
+        try db.transaction { try IncidentHistory.record([incidentEvent("0009-a", .resolved, at: 9)], in: db, statements: &statements) }
+        #expect(try eventTypes(db) == ["incident.opened", "incident.updated", "incident.resolved"])
+    }
+
+    /// A file of the build before `ord`: its events keep their order (by
+    /// time), and those written after the upgrade follow them in theirs.
+    @Test func eventsWrittenBeforeTheirOrderWasKeptComeFirstByTime() throws {
+        let (dir, path) = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let old = try StateSchema.open(path: path, sync: .normal)
+            try old.execute(
+                """
+                ALTER TABLE incident_events DROP COLUMN ord;
+                PRAGMA user_version = 2;
+                INSERT INTO incident_events(incident_id, event_id, at, body) VALUES('i1', '0007', 7, '{"type":"incident.updated"}');
+                INSERT INTO incident_events(incident_id, event_id, at, body) VALUES('i1', '0005', 5, '{"type":"incident.opened"}');
+                INSERT INTO incidents(id, rule, severity, route, feed, title, opened_at, updated_at, last_event)
+                VALUES('i1', 'r', 4, 'fire_safety', 'fire_alarm', 't', 5, 7, '{}');
+                """)
+        }
+        let db = try StateSchema.open(path: path, sync: .normal)
+        #expect(try version(db) == StateSchema.version)
+        var statements: IncidentHistory.Statements?
+        try db.transaction {
+            try IncidentHistory.record([incidentEvent("0009-z", .updated, at: 9), incidentEvent("0009-a", .resolved, at: 9)], in: db, statements: &statements)
+        }
+        #expect(try eventTypes(db) == ["incident.opened", "incident.updated", "incident.updated", "incident.resolved"])
     }
 }
