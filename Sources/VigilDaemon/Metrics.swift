@@ -24,6 +24,9 @@ public final class Metrics: IngestMetrics {
         var lastMessageAt: Millis = 0
         /// State commits (journal, events, checkpoint): how long each took.
         var commitSeconds = Histogram(bounds: Histogram.latency)
+        /// Journal trims (rows past retention or over max_size): how long each held ingestion, rows dropped.
+        var journalTrimSeconds = Histogram(bounds: Histogram.latency)
+        var journalRowsTrimmed = 0
         /// From a reading's device time (when it carries one) to its commit.
         var readingLagSeconds = Histogram(bounds: Histogram.lag)
         /// From an event's commit to its delivery, per sink.
@@ -68,6 +71,13 @@ public final class Metrics: IngestMetrics {
     }
 
     public func recordShed(_ n: Int) { values.withLock { $0.shed += n } }
+
+    public func recordJournalTrim(seconds: Double, rows: Int) {
+        values.withLock { v in
+            v.journalTrimSeconds.observe(seconds)
+            v.journalRowsTrimmed += rows
+        }
+    }
 
     public func recordIntakeHalt() { values.withLock { $0.intakeHalts += 1 } }
 
@@ -169,6 +179,10 @@ public final class Metrics: IngestMetrics {
         histogram(
             "vigil_commit_seconds", "Time to commit one batch (journal, events, checkpoint) to the state database.",
             [([], v.commitSeconds)])
+        histogram(
+            "vigil_journal_trim_seconds", "Time of one journal trim transaction (rows past journal.retention or over journal.max_size); ingestion waits for it.",
+            [([], v.journalTrimSeconds)])
+        family("vigil_journal_rows_trimmed_total", "counter", "Journal rows dropped by retention or max_size.", [("", Double(v.journalRowsTrimmed))])
         histogram(
             "vigil_reading_lag_seconds", "From a reading's device time (its payload's ts) to the commit that took it.",
             [([], v.readingLagSeconds)])

@@ -30,13 +30,16 @@ extension IngestLoop {
     }
     func periodic(_ now: Millis) {
         // Every minute (every 5 s while a full disk keeps the journal below
-        // journal.max_size), a few thousand rows at a time, 50 ms apart, until done.
+        // journal.max_size), `StateStore.trimChunk` rows at a time, 10 ms
+        // apart (up to 50,000 rows a second), until done.
         if held == nil, now >= nextTrim {
             do {
+                let started = Time.monotonicNanos()
                 let (n, more) = try store.trimJournal(retention: config.journalRetention, maxSize: journalLimit, now: now)
+                if n > 0 { metrics.recordJournalTrim(seconds: Double(Time.monotonicNanos() - started) / 1e9, rows: n) }
                 trimmed += n
                 if more {
-                    nextTrim = now + 50
+                    nextTrim = now + 10
                 } else {
                     if trimmed > 0 { logger.debug("journal trimmed", metadata: ["rows": .stringConvertible(trimmed)]) }
                     trimmed = 0

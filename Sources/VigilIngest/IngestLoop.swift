@@ -240,7 +240,8 @@ public final class IngestLoop {
     func sleepBudget(_ now: Millis) -> Millis {
         var budget = min(config.broker.keepalive / 2, 1000)
         if let due = evaluator.engine.nextDeadline() { budget = min(budget, max(0, due - now)) }
-        return budget
+        // A trim under way goes on when its next chunk is due, traffic or not.
+        return min(budget, max(0, nextTrim - now))
     }
 
     func armRedeliveryFilter() {

@@ -11,6 +11,8 @@ public protocol IngestMetrics: Sendable {
     /// One state commit's duration, and the device-time lag of its readings.
     func recordCommit(seconds: Double, readingLags: [Double])
     func recordShed(_ n: Int)
+    /// One journal trim transaction: how long it held the ingestion thread, and the rows it dropped.
+    func recordJournalTrim(seconds: Double, rows: Int)
     /// A commit failed and intake stopped until one succeeds.
     func recordIntakeHalt()
     /// `applied` or `rejected`.

@@ -94,6 +94,19 @@ import VigilDispatch
         #expect(try stamp() == taken)
     }
 
+    @Test func journalTrimsAreTimedAndCounted() throws {
+        let m = Metrics()
+        #expect(try sample("vigil_journal_rows_trimmed_total", of: m) == 0)
+        m.recordJournalTrim(seconds: 0.0015, rows: 500)
+        m.recordJournalTrim(seconds: 0.012, rows: 120)
+        #expect(try sample("vigil_journal_rows_trimmed_total", of: m) == 620)
+        #expect(try sample("vigil_journal_trim_seconds_count", of: m) == 2)
+        let text = m.render(connected: true, pending: [:], sinks: [], openIncidents: 0)
+        #expect(text.contains("vigil_journal_trim_seconds_bucket{le=\"0.001\"} 0"))
+        #expect(text.contains("vigil_journal_trim_seconds_bucket{le=\"0.0025\"} 1"))
+        #expect(text.contains("vigil_journal_trim_seconds_bucket{le=\"0.025\"} 2"))
+    }
+
     @Test func labelValuesAreEscapedOnlyWhereTheyMustBe() {
         #expect(Metrics.escape("楼栋 3/gate") == "楼栋 3/gate")
         #expect(Metrics.escape("a\\b\"c\nd") == "a\\\\b\\\"c\\nd")

@@ -83,4 +83,36 @@ func withJournalStore(_ body: (StateStore, String) throws -> Void) throws {
             #expect(try store.trimJournal(retention: 0, maxSize: .max, now: 5000, limit: 100) == (4, false))
         }
     }
+
+    /// A trim takes `trimChunk` rows a transaction, whether by age or by size:
+    /// a short wait for the readings behind it, however far behind it is.
+    @Test func aTrimTakesAChunkAtATime() throws {
+        try withJournalStore { store, _ in
+            let n = StateStore.trimChunk * 2 + 7
+            _ = try store.commit(journal: (0..<n).map { message($0, at: 1000 + Millis($0)) }, events: [], deadLetters: [], checkpoint: [1], now: 2000)
+            #expect(try store.trimJournal(retention: 1, maxSize: .max, now: 1_000_000) == (StateStore.trimChunk, true))
+            #expect(try store.trimJournal(retention: 1, maxSize: 0, now: 0) == (StateStore.trimChunk, true))
+            #expect(try store.trimJournal(retention: 1, maxSize: .max, now: 1_000_000) == (7, false))
+            #expect(try store.db.prepare("SELECT count(*) FROM journal").scalarInt() == 0)
+        }
+    }
+
+    /// A trim commits without a sync of its own (a power cut that undoes one
+    /// only brings rows back for the next); the batches' commits stay synced.
+    @Test func trimsDoNotWaitForTheDiskButBatchesDo() throws {
+        let dir = try makeWorkDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let store = try StateStore(path: dir + "/vigil.db", sinks: [], sync: .full)
+            #expect(try store.db.prepare("PRAGMA synchronous").scalarInt() == 2)  // FULL
+            #expect(try store.trimDB.prepare("PRAGMA synchronous").scalarInt() == 1)  // NORMAL
+            _ = try store.commit(journal: (0..<3).map { message($0, at: 1000 + Millis($0)) }, events: [], deadLetters: [], checkpoint: [1], now: 2000)
+            #expect(try store.trimJournal(retention: 1, maxSize: .max, now: 1_000_000) == (3, false))
+            _ = try store.commit(journal: [message(3, at: 5000)], events: [], deadLetters: [], checkpoint: nil, now: 5000)
+            var left: [Int64] = []
+            try store.db.prepare("SELECT mid FROM journal ORDER BY seq").query([]) { left.append($0.int(0)) }
+            #expect(left == [3])
+            #expect(try store.db.prepare("PRAGMA synchronous").scalarInt() == 2)
+        }
+    }
 }
