@@ -180,7 +180,8 @@ public final class Metrics: IngestMetrics {
             "vigil_commit_seconds", "Time to commit one batch (journal, events, checkpoint) to the state database.",
             [([], v.commitSeconds)])
         histogram(
-            "vigil_journal_trim_seconds", "Time of one journal trim transaction (rows past journal.retention or over journal.max_size); ingestion waits for it.",
+            "vigil_journal_trim_seconds",
+            "Time of one journal trim transaction (rows past journal.retention or over journal.max_size); ingestion waits for it.",
             [([], v.journalTrimSeconds)])
         family("vigil_journal_rows_trimmed_total", "counter", "Journal rows dropped by retention or max_size.", [("", Double(v.journalRowsTrimmed))])
         histogram(
