@@ -207,7 +207,7 @@ extension IngestLoop {
             _ = try store.commit(
                 journal: [], events: [], deadLetters: [], checkpoint: evaluator.engine.checkpoint(timeline: evaluator.timeline),
                 state: [("journal_limit", Array(String(limit).utf8))], now: Time.now())
-            while try store.trimJournal(retention: config.journalRetention, maxSize: limit, now: Time.now()).more {}
+            while try trimJournal(maxSize: limit, now: Time.now()).more {}
             try store.db.truncateWAL()
         } catch {
             logger.warning("state maintenance after a failed commit did not finish", metadata: ["error": .string("\(error)")])

@@ -28,15 +28,21 @@ extension IngestLoop {
         }
         notifier.notify("READY=1\nSTATUS=\(loaded == nil ? "reload rejected; running the previous rules" : "reloaded")")
     }
+    /// One step of trimming the journal, timed and counted (`vigil_journal_trim_seconds`).
+    func trimJournal(maxSize: Int64, now: Millis) throws -> (removed: Int, more: Bool) {
+        let started = Time.monotonicNanos()
+        let step = try store.trimJournal(retention: config.journalRetention, maxSize: maxSize, now: now)
+        if step.removed > 0 { metrics.recordJournalTrim(seconds: Double(Time.monotonicNanos() - started) / 1e9, rows: step.removed) }
+        return step
+    }
+
     func periodic(_ now: Millis) {
         // Every minute (every 5 s while a full disk keeps the journal below
         // journal.max_size), `StateStore.trimChunk` rows at a time, 10 ms
         // apart (up to 50,000 rows a second), until done.
         if held == nil, now >= nextTrim {
             do {
-                let started = Time.monotonicNanos()
-                let (n, more) = try store.trimJournal(retention: config.journalRetention, maxSize: journalLimit, now: now)
-                if n > 0 { metrics.recordJournalTrim(seconds: Double(Time.monotonicNanos() - started) / 1e9, rows: n) }
+                let (n, more) = try trimJournal(maxSize: journalLimit, now: now)
                 trimmed += n
                 if more {
                     nextTrim = now + 10

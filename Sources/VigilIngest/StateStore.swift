@@ -8,12 +8,14 @@ import VigilStore
 final class StateStore {
     let db: Database
     /// The journal's trims commit through a connection of their own that
-    /// does not wait for the disk (`synchronous=NORMAL`). A trim that a power
-    /// cut undoes only brings back rows the next trim drops again, and the
-    /// WAL is written in order: the next batch's synced commit takes the
-    /// trim's frames to disk with its own. So a trim costs no sync of its own
-    /// and never waits out one of the disk's stalls with readings behind it.
-    /// (Same thread as `db`, one transaction at a time.)
+    /// does not wait for the disk (`synchronous=NORMAL`) and leaves the WAL's
+    /// checkpoints to `db`. A trim that a power cut undoes only brings back
+    /// rows the next trim drops again, and the WAL is written in order: the
+    /// next batch's synced commit takes the trim's frames to disk with its
+    /// own. So a trim makes no sync of its own (but for the WAL header's, when
+    /// its commit is the one that starts the WAL over) and seldom waits out
+    /// one of the disk's stalls with readings behind it. (Same thread as
+    /// `db`, one transaction at a time.)
     let trimDB: Database
     let queue: EventQueue
     let insertDeadLetter: Statement
@@ -35,6 +37,7 @@ final class StateStore {
     init(path: String, sinks: [EventQueue.SinkRoute], sync: VigilConfig.JournalSync = .full) throws {
         db = try StateSchema.open(path: path, sync: sync == .full ? .full : .normal)
         trimDB = try Database(path: path, sync: .normal)
+        trimDB.leaveCheckpointsToOthers()
         queue = try EventQueue(db: db)
         insertJournal = MultiRowInsert(
             db: db, head: "INSERT INTO journal(received_at, kind, mid, topic, payload, judged_at) VALUES",

@@ -81,13 +81,16 @@ public enum IncidentHistory {
                 """)
             // `ord`: the incident's events are written in the order they happened;
             // two in the same millisecond keep it (their ids, partly a digest, do not).
-            event = try db.prepare(
-                """
-                INSERT OR IGNORE INTO incident_events(incident_id, event_id, at, body, ord)
-                VALUES(?1, ?2, ?3, ?4, (SELECT coalesce(max(ord), 0) + 1 FROM incident_events WHERE incident_id = ?1))
-                """)
+            event = try db.prepare(IncidentHistory.insertEvent)
         }
     }
+
+    /// An event of an incident, numbered after the incident's last one
+    /// (`incident_events_ord` finds that number without reading the others).
+    static let insertEvent = """
+        INSERT OR IGNORE INTO incident_events(incident_id, event_id, at, body, ord)
+        VALUES(?1, ?2, ?3, ?4, (SELECT coalesce(max(ord), 0) + 1 FROM incident_events WHERE incident_id = ?1))
+        """
 
     /// Drops resolved incidents (and their events) resolved before `before`.
     public static func trim(in db: Database, before: Millis) throws -> Int {

@@ -73,6 +73,19 @@ public final class Database {
         // as much WAL as the rows it frees — on a full disk, space it does not have.
         try execute("PRAGMA secure_delete=FAST")
         sqlite3_wal_hook(handle, Database.walHook, Unmanaged.passUnretained(pacer).toOpaque())
+        checkpoints = true
+    }
+
+    /// Whether this connection's commits checkpoint the WAL (`walHook`).
+    public private(set) var checkpoints = false
+
+    /// Leaves checkpoints to the file's other connections: this one's commits
+    /// never run one (nor SQLite's automatic one), so they never wait for the
+    /// syncs a checkpoint makes. For a helper connection beside one that
+    /// commits often (the journal's trims beside the ingestion's batches).
+    public func leaveCheckpointsToOthers() {
+        sqlite3_wal_hook(handle, nil, nil)
+        checkpoints = false
     }
 
     /// The WAL's size kept when it starts over (SQLite's `journal_size_limit`).

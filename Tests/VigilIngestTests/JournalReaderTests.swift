@@ -98,7 +98,8 @@ func withJournalStore(_ body: (StateStore, String) throws -> Void) throws {
     }
 
     /// A trim commits without a sync of its own (a power cut that undoes one
-    /// only brings rows back for the next); the batches' commits stay synced.
+    /// only brings rows back for the next) and runs no checkpoint; the
+    /// batches' commits stay synced.
     @Test func trimsDoNotWaitForTheDiskButBatchesDo() throws {
         let dir = try makeWorkDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -106,6 +107,8 @@ func withJournalStore(_ body: (StateStore, String) throws -> Void) throws {
             let store = try StateStore(path: dir + "/vigil.db", sinks: [], sync: .full)
             #expect(try store.db.prepare("PRAGMA synchronous").scalarInt() == 2)  // FULL
             #expect(try store.trimDB.prepare("PRAGMA synchronous").scalarInt() == 1)  // NORMAL
+            // Nor does it checkpoint (two syncs): the batches' connection does.
+            #expect(store.db.checkpoints && !store.trimDB.checkpoints)
             _ = try store.commit(journal: (0..<3).map { message($0, at: 1000 + Millis($0)) }, events: [], deadLetters: [], checkpoint: [1], now: 2000)
             #expect(try store.trimJournal(retention: 1, maxSize: .max, now: 1_000_000) == (3, false))
             _ = try store.commit(journal: [message(3, at: 5000)], events: [], deadLetters: [], checkpoint: nil, now: 5000)

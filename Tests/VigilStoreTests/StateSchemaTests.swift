@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilStore
+@testable import VigilStore
 import VigilTestSupport
 
 @Suite struct StateSchemaTests {
@@ -116,6 +116,12 @@ import VigilTestSupport
         }
         try db.transaction { try IncidentHistory.record([incidentEvent("0009-a", .resolved, at: 9)], in: db, statements: &statements) }
         #expect(try eventTypes(db) == ["incident.opened", "incident.updated", "incident.resolved"])
+        // The last number comes from the index, not from reading the incident's every event.
+        var plan: [String] = []
+        try db.prepare("EXPLAIN QUERY PLAN " + IncidentHistory.insertEvent).query([.text("i1"), .text("e"), .int(1), .text("{}")]) {
+            plan.append($0.text(3))
+        }
+        #expect(plan.contains { $0.contains("incident_events_ord") }, "\(plan)")
     }
 
     /// A file of the build before `ord`: its events keep their order (by
@@ -127,6 +133,7 @@ import VigilTestSupport
             let old = try StateSchema.open(path: path, sync: .normal)
             try old.execute(
                 """
+                DROP INDEX incident_events_ord;
                 ALTER TABLE incident_events DROP COLUMN ord;
                 PRAGMA user_version = 2;
                 INSERT INTO incident_events(incident_id, event_id, at, body) VALUES('i1', '0007', 7, '{"type":"incident.updated"}');
