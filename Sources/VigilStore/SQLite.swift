@@ -42,9 +42,17 @@ public final class Database {
         case normal
     }
 
+    /// Whether the connection's commits checkpoint the WAL once it is
+    /// configured (`walHook`). A helper connection beside one that commits
+    /// often (the journal's trims beside the ingestion's batches) leaves them
+    /// to that one: its commits never run a checkpoint (nor SQLite's
+    /// automatic one), so they never wait for the syncs a checkpoint makes.
+    public let checkpoints: Bool
+
     /// Opens (creating if needed) a database file in WAL mode. `sync: nil`
     /// opens it as it is, without changing anything in the file.
-    public init(path: String, readOnly: Bool = false, sync: Sync? = .normal) throws(SQLiteError) {
+    /// `checkpoints`: see the property.
+    public init(path: String, readOnly: Bool = false, sync: Sync? = .normal, checkpoints: Bool = true) throws(SQLiteError) {
         var db: OpaquePointer?
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
@@ -55,6 +63,7 @@ public final class Database {
         }
         handle = db
         self.path = path
+        self.checkpoints = checkpoints
         sqlite3_busy_handler(db, Database.busyHandler, nil)
         sqlite3_extended_result_codes(db, 1)
         if !readOnly, let sync { try configure(sync: sync) }
@@ -72,20 +81,11 @@ public final class Database {
         // would be written again (zeroed), so trimming the journal would cost
         // as much WAL as the rows it frees — on a full disk, space it does not have.
         try execute("PRAGMA secure_delete=FAST")
-        sqlite3_wal_hook(handle, Database.walHook, Unmanaged.passUnretained(pacer).toOpaque())
-        checkpoints = true
-    }
-
-    /// Whether this connection's commits checkpoint the WAL (`walHook`).
-    public private(set) var checkpoints = false
-
-    /// Leaves checkpoints to the file's other connections: this one's commits
-    /// never run one (nor SQLite's automatic one), so they never wait for the
-    /// syncs a checkpoint makes. For a helper connection beside one that
-    /// commits often (the journal's trims beside the ingestion's batches).
-    public func leaveCheckpointsToOthers() {
-        sqlite3_wal_hook(handle, nil, nil)
-        checkpoints = false
+        if checkpoints {
+            sqlite3_wal_hook(handle, Database.walHook, Unmanaged.passUnretained(pacer).toOpaque())
+        } else {
+            sqlite3_wal_hook(handle, nil, nil)  // SQLite's automatic checkpoint is a WAL hook too
+        }
     }
 
     /// The WAL's size kept when it starts over (SQLite's `journal_size_limit`).
