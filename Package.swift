@@ -32,6 +32,9 @@ let package = Package(
         // The processor's prefetch hint (one static inline function, no library):
         // replay starts loading the tables the next records will read.
         .systemLibrary(name: "CPrefetch"),
+        // A thread's I/O priority (two static inline functions over the system calls, no library):
+        // backtests and journal exports read in the idle class.
+        .systemLibrary(name: "CIOPriority"),
 
         // The layers, bottom up. A module may import only those above it in this list;
         // docs/ARCHITECTURE.md draws the same graph and says what each may never import.
@@ -69,7 +72,7 @@ let package = Package(
         .target(
             name: "VigilIngest",
             dependencies: [
-                "VigilCore", "VigilConfig", "VigilRules", "VigilStore", "VigilMQTT", "VigilDispatch",
+                "VigilCore", "VigilConfig", "VigilRules", "VigilStore", "VigilMQTT", "VigilDispatch", "CIOPriority",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Synthetic traffic for every feed, anomalies, and the check that each became its incident.

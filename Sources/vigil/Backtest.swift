@@ -31,15 +31,8 @@ struct BacktestCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        // A backtest is an analysis beside a running daemon: it runs in Linux's idle
-        // scheduling class, so any of the daemon's threads that wakes takes the core
-        // from it at once (at nice 10 a woken thread may still wait out part of the
-        // backtest's time slice). The backtest gets whatever CPU the host leaves, which
-        // on an idle core is all of it. The SQLite side never blocks the daemon either
-        // (short read transactions: see JournalReader). The class is this thread's: the
-        // whole backtest runs on it, so nothing below may suspend (an `await` could move
-        // the work to another thread of the pool and leave this one in the idle class).
-        BacktestCommand.yieldToTheDaemon()
+        // In the idle classes for the CPU and the disk, on this thread: nothing below may suspend (see `Yield`).
+        Yield.toTheDaemon()
         let (loaded, diags) = Setup.load(configPath: options.config)
         guard let setup = loaded else {
             for d in diags { printError(d.description) }
@@ -68,16 +61,6 @@ struct BacktestCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if json { print(JSONWriter.encode(BacktestCommand.json(report))) } else { BacktestCommand.printTable(report) }
-    }
-
-    /// This thread to the idle scheduling class (nice 19 where that is refused).
-    static func yieldToTheDaemon() {
-        var param = sched_param()
-        param.sched_priority = 0
-        let schedIdle: Int32 = 5  // SCHED_IDLE (Linux, sched.h)
-        if sched_setscheduler(0, schedIdle, &param) != 0 {
-            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-        }
     }
 
     static func json(_ r: Backtest.Report) -> JSONValue {

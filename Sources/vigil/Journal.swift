@@ -30,6 +30,8 @@ struct Journal: AsyncParsableCommand {
         var output: String?
 
         func run() async throws {
+            // In the idle classes for the CPU and the disk, on this thread: nothing below may suspend (see `Yield`).
+            Yield.toTheDaemon()
             let config = try loadConfig(options.config)
             let since = try parseSince(self.since)
             var untilTime: Millis?
