@@ -26,9 +26,10 @@ static inline int vigil_ioprio_class(void) {
 #endif
 }
 
-/// Puts the calling thread's reads and writes in the idle class: the disk's
-/// scheduler serves them when no other class has requests waiting. 0, or -1
-/// with errno set.
+/// Puts the calling thread's disk reads in the idle class: the disk's
+/// scheduler serves them when no other class has requests waiting (buffered
+/// writes reach the disk through the kernel's flusher threads, in their
+/// class). 0, or -1 with errno set.
 static inline int vigil_ioprio_set_idle(void) {
 #ifdef __linux__
     return (int)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0 /* the calling thread */, VIGIL_IOPRIO_CLASS_IDLE << 13);

@@ -27,7 +27,10 @@ public enum Yield {
     /// reads wait while the daemon's commits have requests queued, instead
     /// of the commits' syncs waiting behind a gigabyte of reads (the disk's
     /// scheduler, mq-deadline or BFQ, orders requests by class; with none,
-    /// the class changes nothing). The analysis still gets whatever the host
+    /// the class changes nothing). Recent kernels give a `SCHED_IDLE` thread
+    /// with no I/O class of its own the idle one anyway; set explicitly, it
+    /// holds on older kernels and under the nice-19 fallback too, and the
+    /// test can see it. The analysis still gets whatever the host
     /// leaves, which on an idle machine is all of it.
     ///
     /// Both classes are the calling thread's: the analysis must run on it
