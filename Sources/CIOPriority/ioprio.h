@@ -13,13 +13,14 @@
 /// Classes: 0 none set (the thread's CPU niceness decides), 1 real time,
 /// 2 best effort, 3 idle.
 
-enum { VIGIL_IOPRIO_CLASS_IDLE = 3 };
+// From linux/ioprio.h: a thread names itself as "process" 0; the class sits above 13 bits of level.
+enum { VIGIL_IOPRIO_WHO_PROCESS = 1, VIGIL_IOPRIO_CLASS_SHIFT = 13, VIGIL_IOPRIO_CLASS_IDLE = 3 };
 
 /// The calling thread's I/O priority class, or -1 with errno set.
 static inline int vigil_ioprio_class(void) {
 #ifdef __linux__
-    long value = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0 /* the calling thread */);
-    return value < 0 ? -1 : (int)(value >> 13 /* IOPRIO_CLASS_SHIFT */);
+    long value = syscall(SYS_ioprio_get, VIGIL_IOPRIO_WHO_PROCESS, 0);
+    return value < 0 ? -1 : (int)(value >> VIGIL_IOPRIO_CLASS_SHIFT);
 #else
     errno = ENOSYS;
     return -1;
@@ -32,7 +33,7 @@ static inline int vigil_ioprio_class(void) {
 /// class). 0, or -1 with errno set.
 static inline int vigil_ioprio_set_idle(void) {
 #ifdef __linux__
-    return (int)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0 /* the calling thread */, VIGIL_IOPRIO_CLASS_IDLE << 13);
+    return (int)syscall(SYS_ioprio_set, VIGIL_IOPRIO_WHO_PROCESS, 0, VIGIL_IOPRIO_CLASS_IDLE << VIGIL_IOPRIO_CLASS_SHIFT);
 #else
     errno = ENOSYS;
     return -1;
